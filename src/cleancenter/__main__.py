@@ -1,0 +1,3 @@
+from cleancenter.cli import main
+
+main()

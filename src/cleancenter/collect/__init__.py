@@ -1,0 +1,1 @@
+"""Collect: turn files, archives and honeypot logs into samples and events."""

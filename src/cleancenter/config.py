@@ -1,0 +1,126 @@
+"""Settings: where the center keeps its data and how it reaches its services.
+
+Each value comes from, in rising order of precedence: the built-in default, a TOML
+file (``--config``, ``$CLEANCENTER_CONFIG`` or ``./cleancenter.toml``), a
+``CLEANCENTER_*`` environment variable, a command-line option. We remember where each
+value came from, because "why is it using *that* database?" is the first question an
+operator asks.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "CLEANCENTER_"
+DEFAULT_CONFIG_FILE = Path("cleancenter.toml")
+DEFAULT_DATA_DIR = Path("cleancenter-data")
+
+# name -> help text; the order is the order `config show` prints.
+SETTINGS: dict[str, str] = {
+    "data_dir": "folder holding blobs, the SQLite catalog and work files",
+    "database_url": "SQLAlchemy URL of the catalog (default: SQLite file in the data dir)",
+    "broker_url": "message broker for scale-out workers (unused until workers exist)",
+}
+
+
+class ConfigError(Exception):
+    """The configuration file or a variable cannot be used."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    value: str | None
+    source: str  # "default", "file:<path>", "env:<VAR>", "option"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    broker_url: str | None
+    sources: dict[str, Setting] = field(default_factory=dict, compare=False)
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space (archive extraction) inside the data dir, never outside it."""
+        return self.data_dir / "work"
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("cleancenter", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [cleancenter] must be a table")
+    unknown = sorted(set(section) - set(SETTINGS) - {"cleancenter"})
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(SETTINGS)}"
+        )
+    return {k: v for k, v in section.items() if k in SETTINGS}
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'catalog.sqlite').resolve()}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults, file, environment and options into one `Settings`."""
+    env = os.environ if environ is None else environ
+    chosen: dict[str, Setting] = {
+        "data_dir": Setting("data_dir", str(DEFAULT_DATA_DIR), "default"),
+        "database_url": Setting("database_url", None, "default"),
+        "broker_url": Setting("broker_url", None, "default"),
+    }
+
+    path = config_file
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    elif path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        for name, value in _read_file(path).items():
+            if not isinstance(value, str):
+                raise ConfigError(f"config file {path}: {name} must be a string")
+            if name == "data_dir" and not Path(value).is_absolute():
+                value = str((path.parent / value).resolve())
+            chosen[name] = Setting(name, value, f"file:{path}")
+
+    for name in SETTINGS:
+        var = ENV_PREFIX + name.upper()
+        if env.get(var):
+            chosen[name] = Setting(name, env[var], f"env:{var}")
+
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            chosen[name] = Setting(name, value, "option")
+
+    data_dir = Path(chosen["data_dir"].value or DEFAULT_DATA_DIR).expanduser().resolve()
+    db = chosen["database_url"]
+    if db.value is None:
+        chosen["database_url"] = Setting("database_url", default_sqlite_url(data_dir), db.source)
+    return Settings(
+        data_dir=data_dir,
+        database_url=chosen["database_url"].value or default_sqlite_url(data_dir),
+        broker_url=chosen["broker_url"].value,
+        sources=chosen,
+    )

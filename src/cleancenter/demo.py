@@ -1,0 +1,219 @@
+"""`cleancenter demo`: the main job on real, harmless material found on this machine.
+
+It builds a fresh data dir, gathers real programs (the Windows launchers that pip and
+setuptools ship, ELF programs of the system, UPX-packed copies when ``upx`` is here),
+writes the EICAR test file and a password-protected zip at run time, ingests all of that
+and the real honeypot logs of the corpus when present, and prints what it collected.
+Nothing is ever executed but the ``upx`` packer itself, on copies of system programs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyzipper
+import typer
+from rich.table import Table
+
+from cleancenter.center import Center
+from cleancenter.collect.ingest import Ingestor, IngestReport
+from cleancenter.config import load_settings
+from cleancenter.console import EXIT_ERROR, EXIT_OK, RichProgress, err, out, print_json
+from cleancenter.store.queries import event_kind_counts, store_counts
+
+MARKER = ".cleancenter-demo"
+DEFAULT_DEMO_DIR = Path("cleancenter-demo")
+# EICAR's standard anti-virus test string, put together at run time so that this source
+# file is not itself flagged by scanners.
+_EICAR_PARTS = (r"X5O!P%@AP[4\PZX54(P^)7CC)7}$", "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+ELF_PROGRAMS = ("ls", "cat", "busybox", "gzip", "tar", "sed", "grep", "sqlite3", "upx")
+
+
+def eicar() -> bytes:
+    return (_EICAR_PARTS[0] + _EICAR_PARTS[1]).encode("ascii")
+
+
+def corpus_dir() -> Path:
+    """Where the shared real corpus is: ``$CLEANCENTER_CORPUS`` or ``../shared/corpus``."""
+    return Path(os.environ.get("CLEANCENTER_CORPUS", "../shared/corpus"))
+
+
+def windows_launchers() -> list[Path]:
+    """The real PE launchers shipped inside pip (distlib) and setuptools."""
+    roots = {Path(p) for p in site.getsitepackages()}
+    roots.add(Path(sysconfig.get_paths()["purelib"]))
+    found: dict[str, Path] = {}
+    for root in sorted(roots):
+        for pattern in ("pip/_vendor/distlib/*.exe", "setuptools/*.exe"):
+            for path in sorted(root.glob(pattern)):
+                found.setdefault(path.name, path)
+    return list(found.values())
+
+
+def elf_programs() -> list[Path]:
+    paths = []
+    for name in ELF_PROGRAMS:
+        which = shutil.which(name)
+        if which:
+            real = Path(which).resolve()
+            with real.open("rb") as fh:
+                if fh.read(4) == b"\x7fELF":
+                    paths.append(real)
+    return paths
+
+
+@dataclass
+class DemoInputs:
+    files: list[Path] = field(default_factory=list)
+    cowrie_logs: list[Path] = field(default_factory=list)
+    dionaea: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def stage_inputs(stage: Path) -> DemoInputs:
+    """Copy and make the demo's material under ``stage`` (inside the data dir)."""
+    inputs = DemoInputs()
+    stage.mkdir(parents=True, exist_ok=True)
+    win = stage / "windows-launchers"
+    win.mkdir(exist_ok=True)
+    for path in windows_launchers():
+        shutil.copyfile(path, win / path.name)
+    inputs.notes.append(f"{len(list(win.iterdir()))} Windows launchers from pip/setuptools")
+    elf = stage / "elf"
+    elf.mkdir(exist_ok=True)
+    programs = elf_programs()
+    for path in programs:
+        shutil.copyfile(path, elf / path.name)
+    inputs.notes.append(f"{len(programs)} ELF programs from this system")
+    upx = shutil.which("upx") or shutil.which("upx-ucl")
+    if upx:
+        packed = stage / "upx-packed"
+        packed.mkdir(exist_ok=True)
+        made = 0
+        for path in programs[:3]:
+            target = packed / f"{path.name}.upx"
+            target.unlink(missing_ok=True)
+            result = subprocess.run(
+                [upx, "-q", "-q", "-o", str(target), str(path)],
+                capture_output=True, timeout=120, check=False,
+            )
+            made += result.returncode == 0 and target.exists()
+        inputs.notes.append(f"{made} UPX-packed copies made with {upx}")
+    else:
+        inputs.notes.append("upx not installed: no packed copies")
+    (stage / "eicar.com").write_bytes(eicar())
+    with pyzipper.AESZipFile(stage / "submission.zip", "w", compression=pyzipper.ZIP_DEFLATED,
+                             encryption=pyzipper.WZ_AES) as zf:
+        zf.setpassword(b"infected")
+        zf.writestr("eicar.com", eicar())
+        for path in windows_launchers()[:2]:
+            zf.write(path, f"launchers/{path.name}")
+    inputs.notes.append("EICAR and a zip with the password 'infected' written")
+    inputs.files = [win, elf, stage / "eicar.com", stage / "submission.zip"]
+    if upx:
+        inputs.files.append(stage / "upx-packed")
+    corpus = corpus_dir()
+    cowrie = sorted((corpus / "honeypot" / "cowrie").glob("cowrie.json*"))
+    if cowrie:
+        inputs.cowrie_logs = cowrie
+        inputs.notes.append(f"{len(cowrie)} real Cowrie logs from {corpus}")
+    dionaea = sorted((corpus / "honeypot" / "dionaea").glob("*.sqlite"))
+    if dionaea:
+        inputs.dionaea = dionaea[0]
+        inputs.notes.append(f"the real Dionaea database {dionaea[0].name}")
+    if not cowrie and not dionaea:
+        inputs.notes.append(f"no honeypot corpus at {corpus} (set CLEANCENTER_CORPUS)")
+    return inputs
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Start from an empty folder; only ever delete one that an earlier demo made."""
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARKER).exists():
+            raise typer.BadParameter(
+                f"{path} is not empty and was not made by the demo; pick another --data-dir")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).write_text("made by `cleancenter demo`; it may delete this folder\n")
+
+
+def demo_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="JSON summary on stdout."),
+) -> None:
+    """Build a fresh demo center from real, harmless material and show what it holds."""
+    center: Center = ctx.obj
+    settings = center.settings
+    if settings.sources["data_dir"].source == "default":
+        settings = load_settings(overrides={"data_dir": str(DEFAULT_DEMO_DIR),
+                                            "database_url": None},
+                                 environ={k: v for k, v in os.environ.items()
+                                          if k != "CLEANCENTER_DATA_DIR"})
+    prepare_data_dir(settings.data_dir)
+    demo = Center(settings)
+    try:
+        inputs = stage_inputs(settings.data_dir / "demo-input")
+        reports: dict[str, IngestReport] = {}
+        with RichProgress(enabled=not as_json) as progress:
+            ingestor = Ingestor(demo.catalog, demo.blobs, progress=progress, tags=("demo",))
+            reports["files"] = ingestor.ingest_paths(inputs.files)
+            if inputs.cowrie_logs:
+                reports["cowrie"] = Ingestor(demo.catalog, demo.blobs, progress=progress
+                                             ).ingest_cowrie(inputs.cowrie_logs)
+            if inputs.dionaea:
+                reports["dionaea"] = Ingestor(demo.catalog, demo.blobs, progress=progress
+                                              ).ingest_dionaea(inputs.dionaea)
+        with demo.catalog.engine.connect() as conn:
+            counts = store_counts(conn)
+            kinds = event_kind_counts(conn)
+            types: dict[str, int] = dict(conn.exec_driver_sql(
+                "SELECT file_type, count(*) FROM sample GROUP BY file_type ORDER BY 2 DESC"
+            ).all())
+    finally:
+        demo.close()
+    summary: dict[str, Any] = {
+        "data_dir": str(settings.data_dir),
+        "database_url": settings.database_url,
+        "gathered": inputs.notes,
+        "counts": counts,
+        "samples_by_type": types,
+        "events_by_kind": kinds,
+        "ingest": {name: r.to_dict() for name, r in reports.items()},
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+    if counts["samples"] == 0:
+        err.print("[red]the demo collected no samples[/]")
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_OK)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    out.rule("cleancenter demo")
+    out.print(f"data dir: {summary['data_dir']}")
+    for note in summary["gathered"]:
+        out.print(f"  gathered: {note}")
+    table = Table("what", "count", title="the center now holds")
+    for key, value in summary["counts"].items():
+        table.add_row(key, str(value))
+    out.print(table)
+    types = Table("sample type", "count")
+    for key, value in summary["samples_by_type"].items():
+        types.add_row(str(key), str(value))
+    out.print(types)
+    kinds = Table("event kind", "count")
+    for key, value in summary["events_by_kind"].items():
+        kinds.add_row(key, str(value))
+    out.print(kinds)
+    out.print(f"next: cleancenter --data-dir {summary['data_dir']} samples list")
+    _ = sys.stdout.flush()

@@ -1,0 +1,1 @@
+"""Store: content-addressed blobs and the catalog that describes them."""

@@ -1,0 +1,213 @@
+"""Content-addressed, read-only blob storage: ``blobs/ab/cd/<sha256>``.
+
+A blob is written to a temporary file in the same folder, flushed to disk and then
+renamed into place, so a reader never sees a half-written sample under its final name.
+Blobs are mode 0400: samples are data, never programs, and nothing may execute them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+BLOB_MODE = 0o400
+CHUNK = 1 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Digests:
+    """The hashes every sample gets at the door; the analyzer adds fuzzy ones later."""
+
+    sha256: str
+    sha1: str
+    md5: str
+    size: int
+
+
+def digest_bytes(data: bytes) -> Digests:
+    return Digests(
+        sha256=hashlib.sha256(data).hexdigest(),
+        sha1=hashlib.sha1(data).hexdigest(),
+        md5=hashlib.md5(data).hexdigest(),
+        size=len(data),
+    )
+
+
+class BlobError(Exception):
+    """A blob could not be stored or read."""
+
+
+@dataclass(frozen=True)
+class BlobProblem:
+    """One finding of `BlobStore.verify`: kind is ``mismatch``, ``misplaced``,
+    ``writable``, ``stale-temp`` or ``orphan``."""
+
+    kind: str
+    path: Path
+    detail: str
+
+
+class BlobStore:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root = root
+        self.durable = durable
+
+    def path_for(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            raise BlobError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def read(self, sha256: str) -> bytes:
+        return self.path_for(sha256).read_bytes()
+
+    def open(self, sha256: str) -> BinaryIO:
+        return self.path_for(sha256).open("rb")
+
+    def put_bytes(self, data: bytes) -> Digests:
+        """Store ``data``; identical content is stored once."""
+        writer = self.writer()
+        try:
+            writer.write(data)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.commit()
+
+    def put_file(self, source: Path) -> Digests:
+        """Stream ``source`` into the store, hashing as it is copied."""
+        writer = self.writer()
+        try:
+            with source.open("rb") as src:
+                while chunk := src.read(CHUNK):
+                    writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.commit()
+
+    def writer(self, limit: int | None = None) -> BlobWriter:
+        """A push-style writer: feed it chunks, then `commit` (or `abort`)."""
+        return BlobWriter(self, limit)
+
+    def _place(self, tmp: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, BLOB_MODE)
+        os.replace(tmp, target)
+        if self.durable:
+            dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def iter_paths(self) -> Iterator[Path]:
+        """Every file under the blob root, sorted, including strays (for `verify`)."""
+        if not self.root.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                yield Path(dirpath) / name
+
+    def iter_sha256(self) -> Iterator[str]:
+        for path in self.iter_paths():
+            if _SHA256.match(path.name):
+                yield path.name
+
+    def check(self, path: Path) -> list[BlobProblem]:
+        """Re-hash one stored file and check its name, place and mode."""
+        problems: list[BlobProblem] = []
+        name = path.name
+        if name.startswith(TMP_PREFIX):
+            return [BlobProblem("stale-temp", path, "temporary file left by an interrupted write")]
+        if not _SHA256.match(name) or path.parent != self.path_for(name).parent:
+            return [BlobProblem("misplaced", path, "not a blob name or not in its ab/cd folder")]
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        actual = digest.hexdigest()
+        if actual != name:
+            problems.append(BlobProblem("mismatch", path, f"content hashes to {actual}"))
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o333:
+            problems.append(BlobProblem("writable", path, f"mode {mode:o}, expected 400"))
+        return problems
+
+
+class BlobTooLarge(BlobError):
+    """More bytes arrived than the writer's limit allows (an archive bomb, say)."""
+
+
+class BlobWriter:
+    """Writes one blob: a temp file in the blob root, hashed as it grows.
+
+    Nothing appears under a sha256 name until `commit`, which flushes the file to disk
+    and renames it into ``ab/cd/<sha256>``; `abort` (or any failure) removes the temp.
+    """
+
+    def __init__(self, store: BlobStore, limit: int | None = None) -> None:
+        self.store = store
+        self.limit = limit
+        self.size = 0
+        self._sha256 = hashlib.sha256()
+        self._sha1 = hashlib.sha1()
+        self._md5 = hashlib.md5()
+        store.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.root)
+        self.tmp = Path(tmp_name)
+        self._out: BinaryIO | None = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> int:
+        if self._out is None:
+            raise BlobError("write to a closed blob writer")
+        n = len(chunk)
+        if self.limit is not None and self.size + n > self.limit:
+            raise BlobTooLarge(f"more than {self.limit} bytes")
+        self.size += n
+        self._sha256.update(chunk)
+        self._sha1.update(chunk)
+        self._md5.update(chunk)
+        self._out.write(chunk)
+        return n
+
+    def commit(self) -> Digests:
+        if self._out is None:
+            raise BlobError("blob writer already closed")
+        out, self._out = self._out, None
+        try:
+            out.flush()
+            if self.store.durable:
+                os.fsync(out.fileno())
+            out.close()
+            digests = Digests(
+                self._sha256.hexdigest(), self._sha1.hexdigest(), self._md5.hexdigest(), self.size
+            )
+            target = self.store.path_for(digests.sha256)
+            if target.exists():
+                self.tmp.unlink()
+            else:
+                self.store._place(self.tmp, target)
+            return digests
+        except BaseException:
+            out.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,286 @@
+"""The catalog: what the center knows about samples and events, in SQL.
+
+One class, `Catalog`, owns the engine and speaks SQLAlchemy Core for bulk writes (a
+honeypot day is tens of thousands of rows) and for queries. Every write that may be
+repeated is idempotent: samples, names, tags, relations and events are inserted with
+"on conflict do nothing" and keyed by content (sha256) or by a record uid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from cleancenter.store.models import (
+    Event,
+    IngestCursor,
+    IngestError,
+    Relation,
+    Sample,
+    SampleName,
+    SampleTag,
+    UTCDateTime,
+)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+SAMPLE = cast(Table, Sample.__table__)
+SAMPLE_NAME = cast(Table, SampleName.__table__)
+SAMPLE_TAG = cast(Table, SampleTag.__table__)
+RELATION = cast(Table, Relation.__table__)
+EVENT = cast(Table, Event.__table__)
+CURSOR = cast(Table, IngestCursor.__table__)
+ERROR = cast(Table, IngestError.__table__)
+
+
+class CatalogError(Exception):
+    """The catalog cannot be opened or used."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ip_key(ip: str | None) -> str | None:
+    """A sortable fixed-width key: the address as IPv6 (v4 mapped), 32 hex digits."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv4Address):
+        addr = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + addr.packed)
+    return addr.packed.hex()
+
+
+def network_key_range(cidr: str) -> tuple[str, str]:
+    """First and last `ip_key` of a network, for an indexed range filter."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError as exc:
+        raise CatalogError(f"not an IP address or network: {cidr!r}") from exc
+    lo, hi = ip_key(str(net.network_address)), ip_key(str(net.broadcast_address))
+    assert lo is not None and hi is not None
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class NewSample:
+    """What collection hands the catalog for one sample it saw."""
+
+    sha256: str
+    md5: str
+    sha1: str
+    size: int
+    file_type: str
+    seen: datetime
+    names: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+class Catalog:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            if migrate:
+                self.migrate()
+        except CatalogError:
+            raise
+        except Exception as exc:  # driver errors differ per backend; say which URL failed
+            raise CatalogError(f"cannot open catalog {self.safe_url}: {exc}") from exc
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------
+    def _alembic_config(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return cfg
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (cheap when it already is)."""
+        cfg = self._alembic_config()
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        if self.schema_revision() == head:
+            return
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- writes -----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _insert_ignore(self, table: Table, conflict: Sequence[str] | None = None) -> Insert:
+        if self.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    def add_samples(self, conn: Connection, samples: Sequence[NewSample]) -> int:
+        """Insert new samples, widen first/last seen of known ones; returns how many were new."""
+        if not samples:
+            return 0
+        rows = [
+            {
+                "sha256": s.sha256,
+                "md5": s.md5,
+                "sha1": s.sha1,
+                "size": s.size,
+                "file_type": s.file_type,
+                "first_seen": s.seen,
+                "last_seen": s.seen,
+                "analysis_state": "pending",
+            }
+            for s in samples
+        ]
+        inserted = conn.execute(
+            self._insert_ignore(SAMPLE, ["sha256"]).returning(SAMPLE.c.sha256), rows
+        ).scalars().all()
+        fresh = set(inserted)
+        known = [s for s in samples if s.sha256 not in fresh]
+        if known:
+            c = SAMPLE.c
+            conn.execute(
+                update(SAMPLE)
+                .where(c.sha256 == _bind("b_sha256"))
+                .values(
+                    last_seen=func.max(c.last_seen, _bind("b_seen"))
+                    if self.dialect == "sqlite"
+                    else func.greatest(c.last_seen, _bind("b_seen")),
+                    first_seen=func.min(c.first_seen, _bind("b_seen"))
+                    if self.dialect == "sqlite"
+                    else func.least(c.first_seen, _bind("b_seen")),
+                ),
+                [{"b_sha256": s.sha256, "b_seen": s.seen} for s in known],
+            )
+        names = [
+            {"sha256": s.sha256, "name": n, "first_seen": s.seen} for s in samples for n in s.names
+        ]
+        if names:
+            conn.execute(self._insert_ignore(SAMPLE_NAME, ["sha256", "name"]), names)
+        tags = [{"sha256": s.sha256, "tag": t} for s in samples for t in s.tags]
+        if tags:
+            conn.execute(self._insert_ignore(SAMPLE_TAG, ["sha256", "tag"]), tags)
+        return len(fresh)
+
+    def add_relations(self, conn: Connection, relations: Iterable[tuple[str, str, str]]) -> None:
+        rows = [{"parent_sha256": p, "child_sha256": c, "kind": k} for p, c, k in relations]
+        if rows:
+            conn.execute(
+                self._insert_ignore(RELATION, ["parent_sha256", "child_sha256", "kind"]), rows
+            )
+
+    def add_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert event rows (dicts with `Event` columns); returns how many were new."""
+        if not rows:
+            return 0
+        result = conn.execute(self._insert_ignore(EVENT, ["uid"]).returning(EVENT.c.id), rows)
+        return len(result.all())
+
+    def record_error(self, conn: Connection, source: str, location: str, message: str) -> None:
+        conn.execute(
+            ERROR.insert(),
+            {"time": utcnow(), "source": source, "location": location, "message": message},
+        )
+
+    # -- ingest cursors -------------------------------------------------------------
+    def get_cursor(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CURSOR).where(CURSOR.c.key == key)).mappings().first()
+            return dict(row) if row else None
+
+    def set_cursor(
+        self, conn: Connection, key: str, *, offset: int, line: int, inode: int | None,
+        head: str | None,
+    ) -> None:
+        values = {"offset": offset, "line": line, "inode": inode, "head": head,
+                  "updated": utcnow()}
+        done = conn.execute(update(CURSOR).where(CURSOR.c.key == key).values(**values))
+        if done.rowcount == 0:
+            conn.execute(CURSOR.insert().values(key=key, **values))
+
+    # -- lookups used during ingest ---------------------------------------------------
+    def session_connect(self, conn: Connection, session: str) -> dict[str, Any] | None:
+        """The `connect` event of a honeypot session, seen in an earlier file or run."""
+        e = EVENT.c
+        row = conn.execute(
+            select(e.src_port, e.dst_ip, e.dst_port, e.protocol)
+            .where(e.session == session, e.kind == "connect")
+            .limit(1)
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def existing_samples(self, conn: Connection, sha256s: Iterable[str]) -> set[str]:
+        wanted = list(set(sha256s))
+        found: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            found.update(
+                conn.execute(select(SAMPLE.c.sha256).where(SAMPLE.c.sha256.in_(chunk))).scalars()
+            )
+        return found
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name, type_=UTCDateTime()) if name.endswith("_seen") else bindparam(name)
+

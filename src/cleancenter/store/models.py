@@ -1,0 +1,153 @@
+"""Catalog tables (design section 5). Later stages add theirs by migration.
+
+Times are stored as naive UTC and handed back tz-aware, the same on SQLite and
+PostgreSQL. Source IPs are also kept as a fixed-width key (IPv4 mapped into IPv6, 32 hex
+digits) so that a CIDR filter is an indexed range query on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Naive UTC in the database, aware UTC in Python."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sample(Base):
+    __tablename__ = "sample"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    sha1: Mapped[str] = mapped_column(String(40), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    file_type: Mapped[str] = mapped_column(String(64), index=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    ssdeep: Mapped[str | None] = mapped_column(String(255))
+    tlsh: Mapped[str | None] = mapped_column(String(80))
+    imphash: Mapped[str | None] = mapped_column(String(32))
+    analysis_state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+
+
+class SampleName(Base):
+    """Every name a sample was seen under (archive member, upload name, honeypot path)."""
+
+    __tablename__ = "sample_name"
+    __table_args__ = (UniqueConstraint("sha256", "name", name="uq_sample_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("sample.sha256", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024), index=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SampleTag(Base):
+    __tablename__ = "sample_tag"
+
+    sha256: Mapped[str] = mapped_column(
+        ForeignKey("sample.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class Relation(Base):
+    """parent -> child: ``extracted`` (archive member), later ``unpacked``, ``dropped``..."""
+
+    __tablename__ = "relation"
+    __table_args__ = (UniqueConstraint("parent_sha256", "child_sha256", "kind", name="uq_rel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    child_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+
+
+class Event(Base):
+    """One thing a sensor saw. ``uid`` makes re-ingesting the same record a no-op."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_session_kind", "session", "kind"),
+        Index("ix_event_src_key_time", "src_key", "time"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(40), unique=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    source: Mapped[str] = mapped_column(String(16))  # cowrie, dionaea, ...
+    sensor: Mapped[str] = mapped_column(String(128), index=True)
+    session: Mapped[str | None] = mapped_column(String(64))
+    src_ip: Mapped[str | None] = mapped_column(String(45))
+    src_key: Mapped[str | None] = mapped_column(String(32))
+    src_port: Mapped[int | None] = mapped_column(Integer)
+    dst_ip: Mapped[str | None] = mapped_column(String(45))
+    dst_port: Mapped[int | None] = mapped_column(Integer)
+    protocol: Mapped[str | None] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    source_event: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(Text)
+    sample_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    raw: Mapped[str] = mapped_column(Text)
+
+
+class IngestCursor(Base):
+    """How far a log has been ingested, so a restarted run resumes where it stopped."""
+
+    __tablename__ = "ingest_cursor"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int | None] = mapped_column(BigInteger)
+    head: Mapped[str | None] = mapped_column(String(64))
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IngestError(Base):
+    """A bad item that was skipped; the rest of the input went in."""
+
+    __tablename__ = "ingest_error"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
