@@ -7,6 +7,7 @@ store problems), 2 the command could not do its work.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -28,8 +29,10 @@ EXIT_OK = 0
 EXIT_FOUND = 1
 EXIT_ERROR = 2
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# Piped output (scripts, `less`) is not cut at 80 columns: hashes must stay whole.
+_PIPE_WIDTH = int(os.environ.get("COLUMNS", "0") or 0) or 200
+out = Console(highlight=False, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

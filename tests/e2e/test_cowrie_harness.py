@@ -11,44 +11,16 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from cowrie_honeypot import CowrieHoneypot, attack, start_cowrie
+from tests.e2e.conftest import FILES, SENSOR, UPLOAD
 
 pytestmark = pytest.mark.e2e
-
-SENSOR = "cc-test-sensor"
-FILES = {
-    "cc-bot-1.sh": b"harmless-bot-imitation-1\n",
-    # binary: NUL, 0xff, quote, backslash, CR/LF
-    "cc-bot-2.bin": b"\x00harmless\xffbot\x00imitation-2 ' \\ \r\n\x7f\x80",
-}
-UPLOAD = {"cc-upload-1.sh": b"#!/bin/sh\necho harmless-sftp-upload-1\n"}
-
 
 def _sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def attacked(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Any:
-    """Start Cowrie, attack it once, stop it; yield (honeypot, attack result,
-    events). Any scope works: only tmp_path_factory is used."""
-    hp: CowrieHoneypot = start_cowrie(tmp_path_factory.mktemp("cowrie"), sensor=SENSOR)
-    try:
-        result = attack(hp, FILES, UPLOAD)
-        hp.stop()
-        with open(hp.log_path, encoding="utf-8") as f:
-            events = [json.loads(line) for line in f if line.strip()]
-        yield hp, result, events
-    finally:
-        hp.cleanup()
-
-
-def test_cowrie_logs_the_bot_attack(attacked: Any) -> None:
-    hp, result, events = attacked
+def test_cowrie_logs_the_bot_attack(attacked_cowrie: Any) -> None:
+    hp, result, events = attacked_cowrie.hp, attacked_cowrie.result, attacked_cowrie.events
     src_port = result["src_port"]
     assert isinstance(src_port, int) and src_port > 0
     assert hp.host == "127.0.0.1"

@@ -267,9 +267,11 @@ def _extract_7z(
         archive = py7zr.SevenZipFile(path, password=password)
     except py7zr.exceptions.PasswordRequired as exc:
         raise ArchiveRefused(f"{label}: encrypted headers need a password") from exc
-    except Exception as exc:  # py7zr raises many types for a bad file
-        if password is not None and _looks_like_bad_password(exc):
-            raise ArchiveRefused(f"{label}: wrong password (tried {password!r})") from exc
+    except Exception as exc:  # py7zr raises many types for a bad file or a wrong password
+        if password is not None and _headers_need_password(path):
+            raise ArchiveRefused(
+                f"{label}: wrong password for its encrypted headers (tried {password!r})"
+            ) from exc
         raise ArchiveRefused(f"{label}: not a readable 7z archive: {exc}") from exc
     with archive:
         encrypted = archive.needs_password()
@@ -329,6 +331,13 @@ def _extract_7z(
         factory.abort_all()
 
 
-def _looks_like_bad_password(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("password", "crc", "corrupt", "lzma"))
+def _headers_need_password(path: Path) -> bool:
+    """Whether the 7z's headers are encrypted: a wrong password fails in many ways
+    (CRC, LZMA, "unknown field"), and so does a corrupt file; only this tells them apart."""
+    try:
+        py7zr.SevenZipFile(path).close()
+    except py7zr.exceptions.PasswordRequired:
+        return True
+    except Exception:
+        return False
+    return False

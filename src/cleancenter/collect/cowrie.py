@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from cleancenter.collect.records import EventRecord, RecordError, record_uid
 
 SOURCE = "cowrie"
@@ -45,6 +47,12 @@ KIND_BY_EVENTID = {
 FILE_EVENTS = frozenset({"cowrie.session.file_download", "cowrie.session.file_upload"})
 _HEX = frozenset("0123456789abcdef")
 
+# The longest value each catalog column holds (store/models.py). A longer one is not a
+# Cowrie record, and PostgreSQL would refuse the whole batch it is in.
+_LIMITS = {"eventid": 64, "session": 64, "sensor": 128, "src_ip": 45, "dst_ip": 45,
+           "protocol": 16}
+MAX_NAME = 1024  # sample_name.name
+
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
@@ -68,6 +76,13 @@ def _str(rec: dict[str, Any], key: str, *, required: bool = True) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadRecord(f"field {key!r} should be a string, not {type(value).__name__}")
+    limit = _LIMITS.get(key)
+    if limit is not None and len(value) > limit:
+        raise BadRecord(f"field {key!r} is longer than {limit} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        if limit is not None:
+            raise BadRecord(f"field {key!r} contains a NUL character")
+        value = value.replace("\x00", "\ufffd")  # free text (url, names); raw keeps it
     return value
 
 
@@ -81,40 +96,43 @@ def _port(rec: dict[str, Any], key: str) -> int | None:
 
 
 def parse_timestamp(text: str) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise) as an aware UTC datetime."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise BadRecord(f"bad timestamp {text!r}") from exc
+        raise BadRecord(f"bad timestamp {text[:64]!r}") from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00
+        raise BadRecord(f"timestamp out of range {text[:64]!r}") from exc
 
 
 def _file_name(eventid: str, rec: dict[str, Any]) -> str | None:
     """The name the file had on the sensor: the upload name, the URL's last part, or the
     file a shell redirect wrote to."""
+    name: str | None
     if eventid == "cowrie.session.file_upload":
-        return _str(rec, "filename", required=False)
-    dest = _str(rec, "destfile", required=False)  # a redirect's target (Cowrie >= 2.x)
-    if dest:
-        return dest.rstrip("/").rsplit("/", 1)[-1] or dest
-    url = _str(rec, "url", required=False)
-    if not url:
+        name = _str(rec, "filename", required=False)
+    elif dest := _str(rec, "destfile", required=False):  # a redirect's target (Cowrie >= 2.x)
+        name = dest.rstrip("/").rsplit("/", 1)[-1] or dest
+    elif url := _str(rec, "url", required=False):
+        name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or url
+    else:
         return None
-    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return tail or url
+    return name[:MAX_NAME] if name else None
 
 
 def parse_line(line: bytes, location: str, default_sensor: str | None = None) -> EventRecord:
     """Parse one log line; raises `BadRecord` with a reason a person can act on."""
     try:
+        rec = orjson.loads(line)  # the hot path: 3-4x the speed of json.loads
         text = line.decode("utf-8")
+    except orjson.JSONDecodeError as exc:
+        raise _explain(line, exc.msg) from None
     except UnicodeDecodeError as exc:
-        raise BadRecord(f"invalid UTF-8 at byte {exc.start}") from exc
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRecord(f"not JSON ({exc.msg} at column {exc.colno}); truncated line?") from exc
+        raise _explain(line, str(exc)) from None
     if not isinstance(rec, dict):
         raise BadRecord(f"a JSON {type(rec).__name__}, not an object")
     eventid = _str(rec, "eventid")
@@ -147,6 +165,25 @@ def parse_line(line: bytes, location: str, default_sensor: str | None = None) ->
         sample_sha256=sample,
         sample_name=_file_name(eventid, rec) if sample else None,
     )
+
+
+def _explain(line: bytes, reason: str) -> BadRecord:
+    """A readable reason for a line that does not parse (the slow path); ``reason`` is
+    the fast parser's own."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BadRecord(f"invalid UTF-8 at byte {exc.start}")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return BadRecord(f"not JSON ({exc.msg}, column {exc.colno}); truncated line?")
+    except RecursionError:
+        return BadRecord("not JSON (nested too deeply)")
+    except ValueError:  # an integer of thousands of digits, say
+        pass
+    # JSON that only the strict reader refuses: a lone surrogate, NaN, a huge number
+    return BadRecord(f"not usable JSON ({reason})")
 
 
 def parse_or_error(

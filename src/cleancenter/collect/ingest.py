@@ -9,7 +9,6 @@ write is idempotent (content hashes, record uids), so doing a batch twice adds n
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -28,8 +27,10 @@ from cleancenter.collect.archives import (
     ExtractionBudget,
     extract,
 )
+from cleancenter.collect.cowrie_batches import CowrieBatch, CowrieBatchReader, OpenLog, cursor_key
 from cleancenter.collect.filetype import ARCHIVE_TYPES, HEAD_SIZE, sniff
-from cleancenter.collect.logfile import LogPosition, head_hash, read_lines, resume_position
+from cleancenter.collect.logfile import LogPosition
+from cleancenter.collect.pipeline import prefetch
 from cleancenter.collect.records import EventRecord, RecordError
 from cleancenter.store.blobs import BlobStore, Digests
 from cleancenter.store.catalog import EVENT, SAMPLE, Catalog, NewSample, ip_key, utcnow
@@ -241,38 +242,44 @@ class Ingestor:
         stop: StopFlag | None = None,
         batch_lines: int = BATCH_LINES,
     ) -> IngestReport:
-        """Ingest Cowrie JSON logs; with ``follow``, keep reading until ``stop`` is set."""
+        """Ingest Cowrie JSON logs; with ``follow``, keep reading until ``stop`` is set.
+
+        Lines are parsed in a second thread while the previous batch is being stored.
+        """
         report = IngestReport(inputs=len(logs))
-        sessions = cowrie.SessionTable(self._session_from_catalog)
-        open_logs: list[_OpenLog] = []
+        open_logs: list[OpenLog] = []
         for path in logs:
             try:
-                open_logs.append(_OpenLog.open(path, self.catalog))
+                open_logs.append(OpenLog(path, self._saved_position(path)))
             except OSError as exc:
                 self._error(report, "cowrie", RecordError(str(path), f"cannot read: {exc}"))
         total = sum(max(log.size - log.pos.offset, 0) for log in open_logs)
         self.progress.start("cowrie log bytes", None if follow else total)
+        reader = CowrieBatchReader(
+            open_logs, cowrie.SessionTable(self._session_from_catalog), sensor=sensor,
+            follow=follow, stop=stop, batch_lines=batch_lines,
+            poll_seconds=FOLLOW_POLL_SECONDS,
+        )
         try:
-            while True:
-                for log in open_logs:
-                    while self._cowrie_batch(log, sessions, downloads, sensor, report,
-                                             final=not follow, batch_lines=batch_lines):
-                        pass
-                    if follow:
-                        log.reopen_if_rotated(self)
-                if downloads is not None:
-                    self._backfill_downloads(downloads, report)
-                if not follow or (stop is not None and stop.is_set()):
-                    break
-                if stop is not None:
-                    stop.wait(FOLLOW_POLL_SECONDS)
-                else:
-                    time.sleep(FOLLOW_POLL_SECONDS)
+            for batch in prefetch(iter(reader)):
+                if batch.idle:
+                    if downloads is not None:
+                        self._backfill_downloads(downloads, report)
+                    continue
+                self._store_cowrie_batch(batch, downloads, report)
+            if downloads is not None:
+                self._backfill_downloads(downloads, report)
         finally:
             for log in open_logs:
                 log.close()
             self._flush(report)
         return report
+
+    def _saved_position(self, path: Path) -> LogPosition | None:
+        saved = self.catalog.get_cursor(cursor_key(path))
+        if saved is None:
+            return None
+        return LogPosition(saved["offset"], saved["line"], saved["inode"], saved["head"])
 
     def _session_from_catalog(self, session: str) -> cowrie.SessionInfo | None:
         with self.catalog.engine.connect() as conn:
@@ -282,51 +289,25 @@ class Ingestor:
         return cowrie.SessionInfo(row["src_port"], row["dst_ip"], row["dst_port"],
                                   row["protocol"])
 
-    def _cowrie_batch(
-        self, log: _OpenLog, sessions: cowrie.SessionTable, downloads: Path | None,
-        sensor: str | None, report: IngestReport, *, final: bool, batch_lines: int,
-    ) -> bool:
-        """Read and commit one batch; False when nothing was left to read."""
-        records: list[EventRecord] = []
-        pos = log.pos
-        read_any = False
-        end = LogPosition(pos.offset, pos.line, pos.inode, pos.head)
-        for line, number, offset in read_lines(log.fh, pos, final=final, max_lines=batch_lines):
-            read_any = True
-            location = f"{log.path}:{number}"
-            if not line.strip():
-                report.lines_skipped += 1
-                end.offset, end.line = offset, number
-                continue
-            item = cowrie.parse_or_error(line, location, sensor)
-            if isinstance(item, RecordError):
-                if final and not line.endswith(b"\n"):
-                    # an unfinished last line: report it, but read it again next time
-                    self._error(report, "cowrie", RecordError(
-                        location, f"{item.message} (last line has no newline; left for the "
-                        "next run)"))
-                    break
-                self._error(report, "cowrie", item)
-            else:
-                if sensor is not None:
-                    item.sensor = sensor
-                sessions.enrich(item)
-                if item.kind == "disconnect" and item.session:
-                    sessions.forget(item.session)
-                records.append(item)
-            end.offset, end.line = offset, number
-        if not read_any or end.offset == pos.offset:
-            return False
-        report.events_read += len(records)
+    def _store_cowrie_batch(
+        self, batch: CowrieBatch, downloads: Path | None, report: IngestReport
+    ) -> None:
+        """One transaction: the batch's events, its files, its errors and the new cursor."""
+        for error in batch.errors:
+            self._error(report, "cowrie", error)
+        report.events_read += len(batch.records)
+        report.lines_skipped += batch.lines_skipped
+        assert batch.log is not None and batch.end is not None
         with self.catalog.transaction() as conn:
-            self._store_honeypot_files(records, downloads, "cowrie", report)
-            report.events_new += self.catalog.add_events(conn, [event_row(r) for r in records])
+            self._store_honeypot_files(batch.records, downloads, "cowrie", report)
+            report.events_new += self.catalog.add_events(
+                conn, [event_row(r) for r in batch.records])
             self._flush(report, conn)
-            self.catalog.set_cursor(conn, log.key, offset=end.offset, line=end.line,
-                                    inode=end.inode, head=end.head)
-        self.progress.advance(end.offset - pos.offset)
-        log.pos = end
-        return True
+            if batch.bytes_read:
+                end = batch.end
+                self.catalog.set_cursor(conn, batch.log.key, offset=end.offset, line=end.line,
+                                        inode=end.inode, head=end.head)
+        self.progress.advance(batch.bytes_read)
 
     def _store_honeypot_files(
         self, records: Sequence[EventRecord], folder: Path | None, source: str,
@@ -436,63 +417,9 @@ def _name_from_raw(source: str, raw: str) -> str | None:
     return record.sample_name
 
 
-class _OpenLog:
-    """A log being read, and the cursor that remembers how far."""
-
-    def __init__(self, path: Path, key: str, fh: Any, pos: LogPosition, size: int) -> None:
-        self.path = path
-        self.key = key
-        self.fh = fh
-        self.pos = pos
-        self.size = size
-
-    @classmethod
-    def open(cls, path: Path, catalog: Catalog) -> _OpenLog:
-        key = f"cowrie:{path.resolve()}"
-        fh = path.open("rb")
-        saved = catalog.get_cursor(key)
-        prior = (
-            LogPosition(saved["offset"], saved["line"], saved["inode"], saved["head"])
-            if saved else None
-        )
-        pos = resume_position(path, fh, prior)
-        return cls(path, key, fh, pos, os.fstat(fh.fileno()).st_size)
-
-    def reopen_if_rotated(self, ingestor: Ingestor) -> None:
-        """After the old file is read to its end: if the name now points to a new file
-        (rotation) or the file shrank (truncation), start over on the new one."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return
-        if st.st_ino != self.pos.inode or st.st_size < self.pos.offset:
-            self.fh.close()
-            self.fh = self.path.open("rb")
-            self.pos = LogPosition(0, 0, os.fstat(self.fh.fileno()).st_ino, None)
-        elif self.pos.head is None:
-            self.pos.head = head_hash(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def event_row(record: EventRecord) -> dict[str, Any]:
-    return {
-        "uid": record.uid,
-        "time": record.time,
-        "source": record.source,
-        "sensor": record.sensor,
-        "session": record.session,
-        "src_ip": record.src_ip,
-        "src_key": ip_key(record.src_ip),
-        "src_port": record.src_port,
-        "dst_ip": record.dst_ip,
-        "dst_port": record.dst_port,
-        "protocol": record.protocol,
-        "kind": record.kind,
-        "source_event": record.source_event,
-        "url": record.url,
-        "sample_sha256": record.sample_sha256,
-        "raw": record.raw,
-    }
-
+def event_row(r: EventRecord) -> tuple[Any, ...]:
+    """An event as the catalog inserts it (`EVENT_INSERT_COLUMNS` order)."""
+    return (
+        r.uid, r.time, r.source, r.sensor, r.session, r.src_ip, ip_key(r.src_ip), r.src_port,
+        r.dst_ip, r.dst_port, r.protocol, r.kind, r.source_event, r.url, r.sample_sha256, r.raw,
+    )

@@ -37,14 +37,19 @@ def head_hash(fh: BinaryIO) -> str | None:
 
 
 def resume_position(path: Path, fh: BinaryIO, saved: LogPosition | None) -> LogPosition:
-    """Where to start reading ``fh``: the saved place when it is still the same file."""
+    """Where to start reading ``fh``: the saved place when it is still the same file.
+
+    Same file: not shorter than the saved offset, and the same first line; when either
+    side has no complete first line yet, the same inode must vouch for it instead.
+    """
     st = os.fstat(fh.fileno())
     head = head_hash(fh)
+    same_head = saved is not None and saved.head is not None and saved.head == head
     if (
         saved is not None
         and saved.offset <= st.st_size
-        and (saved.head is None or saved.head == head)
-        and (saved.inode is None or saved.inode == st.st_ino or saved.head == head)
+        and (saved.head is None or same_head)
+        and (same_head or saved.inode is None or saved.inode == st.st_ino)
     ):
         return LogPosition(saved.offset, saved.line, st.st_ino, head or saved.head)
     return LogPosition(0, 0, st.st_ino, head)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -107,13 +108,18 @@ class Event(Base):
     __table_args__ = (
         Index("ix_event_session_kind", "session", "kind"),
         Index("ix_event_src_key_time", "src_key", "time"),
+        Index(
+            "ix_event_sample_sha256", "sample_sha256",
+            sqlite_where=text("sample_sha256 IS NOT NULL"),
+            postgresql_where=text("sample_sha256 IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     uid: Mapped[str] = mapped_column(String(40), unique=True)
     time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     source: Mapped[str] = mapped_column(String(16))  # cowrie, dionaea, ...
-    sensor: Mapped[str] = mapped_column(String(128), index=True)
+    sensor: Mapped[str] = mapped_column(String(128))
     session: Mapped[str | None] = mapped_column(String(64))
     src_ip: Mapped[str | None] = mapped_column(String(45))
     src_key: Mapped[str | None] = mapped_column(String(32))
@@ -121,10 +127,10 @@ class Event(Base):
     dst_ip: Mapped[str | None] = mapped_column(String(45))
     dst_port: Mapped[int | None] = mapped_column(Integer)
     protocol: Mapped[str | None] = mapped_column(String(16))
-    kind: Mapped[str] = mapped_column(String(24), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
     source_event: Mapped[str] = mapped_column(String(64))
     url: Mapped[str | None] = mapped_column(Text)
-    sample_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    sample_sha256: Mapped[str | None] = mapped_column(String(64))
     raw: Mapped[str] = mapped_column(Text)
 
 

@@ -45,7 +45,7 @@ def verify_store(
         report.blobs_checked += 1
         problems = blobs.check(path)
         report.problems.extend(problems)
-        if not problems or all(p.kind == "writable" for p in problems):
+        if not any(p.kind in ("stale-temp", "misplaced") for p in problems):
             seen.add(path.name)
             if path.name not in known:
                 report.problems.append(
