@@ -4,8 +4,6 @@ attacked by a bot-like paramiko client; its JSON log is read with plain json."""
 from __future__ import annotations
 
 import hashlib
-import json
-import sys
 from pathlib import Path
 from typing import Any
 

@@ -20,6 +20,7 @@ of nested archives runs out of budget instead of multiplying.
 from __future__ import annotations
 
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -54,21 +55,41 @@ class ArchiveRefused(Exception):
 
 
 class ExtractionBudget:
-    """Members and bytes left for one top-level input and all its nested archives."""
+    """Members and bytes left for one top-level input and all its nested archives.
+
+    Once one of its archives goes over a limit (a bomb, most likely), the input is done:
+    no further archive of it is expanded, so a bomb costs one refusal per level of
+    nesting, not one per archive it holds.
+    """
 
     def __init__(self, limits: ArchiveLimits) -> None:
         self.limits = limits
         self.members_left = limits.max_members
         self.bytes_left = limits.max_total_size
+        self.exhausted: str | None = None  # why the input stopped being expanded
+
+    def refuse(self, message: str) -> ArchiveRefused:
+        """The refusal to raise for going over a limit; it ends the input's expansion."""
+        if self.exhausted is None:
+            self.exhausted = message
+        return ArchiveRefused(message)
+
+    def check_open(self, where: str) -> None:
+        """Refuse to start on another archive of an input that went over its limits."""
+        if self.exhausted is not None:
+            raise ArchiveRefused(
+                f"{where}: not expanded: an archive of the same input went over the limits "
+                "before (archive bomb?)"
+            )
 
     def reserve(self, declared_members: int, declared_bytes: int, where: str) -> None:
         if declared_members > self.members_left:
-            raise ArchiveRefused(
+            raise self.refuse(
                 f"{where}: too many members ({declared_members}; "
                 f"{self.members_left} left of the limit {self.limits.max_members})"
             )
         if declared_bytes > self.bytes_left:
-            raise ArchiveRefused(
+            raise self.refuse(
                 f"{where}: expands to {declared_bytes} bytes, more than the "
                 f"{self.bytes_left} left of the limit {self.limits.max_total_size} "
                 "(archive bomb?)"
@@ -97,9 +118,10 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
-def _check_ratio(limits: ArchiveLimits, expanded: int, compressed: int, where: str) -> None:
+def _check_ratio(budget: ExtractionBudget, expanded: int, compressed: int, where: str) -> None:
+    limits = budget.limits
     if expanded > limits.ratio_floor and expanded > limits.max_ratio * max(compressed, 1):
-        raise ArchiveRefused(
+        raise budget.refuse(
             f"{where}: compression ratio {expanded / max(compressed, 1):.0f}:1 exceeds "
             f"{limits.max_ratio:.0f}:1 for {expanded} bytes (archive bomb?)"
         )
@@ -119,6 +141,7 @@ def extract(
     Raises `ArchiveRefused` for whole-archive refusals; yields a `RecordError` for each
     refused member and goes on.
     """
+    budget.check_open(label)
     if kind == "zip":
         yield from _extract_zip(path, store, password, budget, label)
     elif kind == "7z":
@@ -128,6 +151,19 @@ def extract(
 
 
 # -- zip --------------------------------------------------------------------------------
+# pyzipper has a BadZipFile of its own, not a subclass of zipfile's
+_ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    pyzipper.BadZipFile,
+    zlib.error,
+    struct.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+)
+
+
 def _zip_is_symlink(info: zipfile.ZipInfo) -> bool:
     mode = info.external_attr >> 16
     return info.create_system == 3 and stat.S_ISLNK(mode)
@@ -139,7 +175,7 @@ def _extract_zip(
     limits = budget.limits
     try:
         zf = pyzipper.AESZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         raise ArchiveRefused(f"{label}: not a readable zip archive: {exc}") from exc
     with zf:
         infos: list[zipfile.ZipInfo] = zf.infolist()
@@ -161,10 +197,10 @@ def _extract_zip(
                                 f"the member limit {limits.max_member_size}")
                 )
                 continue
-            _check_ratio(limits, info.file_size, info.compress_size, where)
+            _check_ratio(budget, info.file_size, info.compress_size, where)
             regular.append(info)
         declared = sum(i.file_size for i in regular)
-        _check_ratio(limits, declared, path.stat().st_size, label)
+        _check_ratio(budget, declared, path.stat().st_size, label)
         budget.reserve(len(regular), declared, label)
         yield from refused
         if password is not None:
@@ -190,12 +226,11 @@ def _extract_zip(
                 continue
             except BlobTooLarge as exc:
                 writer.abort()
-                raise ArchiveRefused(
+                raise budget.refuse(
                     f"{where}: expands past its declared size and the limit ({exc}); "
                     "archive bomb?"
                 ) from exc
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
-                    NotImplementedError) as exc:
+            except _ZIP_ERRORS as exc:
                 writer.abort()
                 yield RecordError(where, f"member unreadable: {exc}")
                 continue
@@ -208,11 +243,15 @@ def _extract_zip(
 
 # -- 7z ---------------------------------------------------------------------------------
 class _BlobIO(Py7zIO):
-    """py7zr writes each member here; we stream it into a `BlobWriter`."""
+    """py7zr writes one member here, straight into a `BlobWriter`.
+
+    py7zr calls `close` once the member is complete and its CRC checked; the blob is
+    committed then, so one temp file is open at a time however many members there are.
+    """
 
     def __init__(self, writer: BlobWriter) -> None:
         self.writer = writer
-        self.failed: BaseException | None = None
+        self.digests: Digests | None = None
 
     def write(self, s: bytes | bytearray) -> int:
         return self.writer.write(s)
@@ -229,34 +268,48 @@ class _BlobIO(Py7zIO):
     def size(self) -> int:
         return self.writer.size
 
+    def close(self) -> None:
+        if self.digests is None:
+            self.digests = self.writer.commit()
+
 
 class _BlobFactory(WriterFactory):
     def __init__(self, store: BlobStore, limit: int) -> None:
         self.store = store
         self.limit = limit
-        self.created: dict[str, _BlobIO] = {}
+        self.created: dict[str, list[_BlobIO]] = {}  # by the name py7zr gives
+        self.all: list[_BlobIO] = []
 
     def create(self, filename: str) -> Py7zIO:
         io = _BlobIO(self.store.writer(self.limit))
-        self.created[filename] = io
+        self.created.setdefault(filename, []).append(io)
+        self.all.append(io)
         return io
 
-    def abort_all(self) -> None:
-        for io in self.created.values():
-            io.writer.abort()
+    def take(self, name: str) -> _BlobIO | None:
+        ios = self.created.get(name)
+        return ios.pop(0) if ios else None
+
+    def abort_uncommitted(self) -> None:
+        for io in self.all:
+            if io.digests is None:
+                io.writer.abort()
 
 
-_7Z_ERRORS: tuple[type[BaseException], ...] = (
-    py7zr.exceptions.Bad7zFile,
-    py7zr.exceptions.CrcError,
-    py7zr.exceptions.UnsupportedCompressionMethodError,
-    py7zr.exceptions.DecompressionError,
-    EOFError,
-    OSError,
-    ValueError,
-    KeyError,
-    IndexError,
-)
+def _factory_names(names: list[str]) -> list[str]:
+    """The name py7zr hands the writer factory for each member, as it does: a repeated
+    name gets ``_0``, ``_1``... appended, and the path is normalized (``./a`` is ``a``)."""
+    seen: dict[str, int] = {}
+    out: list[str] = []
+    for name in names:
+        if name in seen:
+            given = f"{name}_{seen[name]}"
+            seen[name] += 1
+        else:
+            given = name
+            seen[name] = 0
+        out.append(PurePosixPath(given).as_posix())
+    return out
 
 
 def _extract_7z(
@@ -274,7 +327,7 @@ def _extract_7z(
             ) from exc
         raise ArchiveRefused(f"{label}: not a readable 7z archive: {exc}") from exc
     with archive:
-        encrypted = archive.needs_password()
+        encrypted = _members_encrypted(archive)
         regular: list[Any] = []
         refused: list[RecordError] = []
         for f in archive.files:
@@ -296,39 +349,61 @@ def _extract_7z(
                 continue
             regular.append(f)
         declared = sum(int(f.uncompressed or 0) for f in regular)
-        _check_ratio(limits, declared, path.stat().st_size, label)
+        _check_ratio(budget, declared, path.stat().st_size, label)
         budget.reserve(len(regular), declared, label)
         yield from refused
         if not regular:
             return
+        names: list[str] = [f.filename for f in regular]
         factory = _BlobFactory(store, min(limits.max_member_size, budget.bytes_left))
+        failure: ArchiveRefused | None = None
+        cause: BaseException | None = None
         try:
-            archive.extract(targets=[f.filename for f in regular], factory=factory)
+            archive.extract(targets=names, factory=factory)
         except py7zr.exceptions.PasswordRequired as exc:
-            factory.abort_all()
-            raise ArchiveRefused(f"{label}: encrypted, and no password was given") from exc
+            failure, cause = ArchiveRefused(f"{label}: encrypted, and no password was given"), exc
         except BlobTooLarge as exc:
-            factory.abort_all()
-            raise ArchiveRefused(
+            failure, cause = budget.refuse(
                 f"{label}: expands past its declared sizes and the limit ({exc}); archive bomb?"
-            ) from exc
+            ), exc
         except Exception as exc:
-            factory.abort_all()
+            cause = exc
             if encrypted:
-                raise ArchiveRefused(
+                failure = ArchiveRefused(
                     f"{label}: wrong password or corrupt data "
                     f"(tried {'none' if password is None else repr(password)}): {exc}"
-                ) from exc
-            raise ArchiveRefused(f"{label}: corrupt 7z data: {exc}") from exc
-        for f in regular:
-            io = factory.created.pop(f.filename, None)
-            if io is None:
-                yield RecordError(f"{label}!{f.filename}", "member was not produced by 7z")
+                )
+            else:
+                failure = ArchiveRefused(f"{label}: corrupt 7z data: {exc}")
+        produced = [(name, factory.take(given))
+                    for name, given in zip(names, _factory_names(names), strict=True)]
+        try:
+            if failure is None:
+                for _, io in produced:
+                    if io is not None:
+                        io.close()  # commits, if py7zr did not close it
+        finally:
+            factory.abort_uncommitted()
+        # members completed before a failure are good: keep them (and no orphan blobs)
+        leftovers = [(given, io) for given, ios in factory.created.items() for io in ios]
+        for name, maybe in [*produced, *leftovers]:
+            if maybe is None or maybe.digests is None:
+                if failure is None:
+                    yield RecordError(f"{label}!{name}", "member was not produced by 7z")
                 continue
-            digests = io.writer.commit()
-            budget.spend_bytes(digests.size)
-            yield ExtractedMember(f.filename, digests)
-        factory.abort_all()
+            budget.spend_bytes(maybe.digests.size)
+            yield ExtractedMember(name, maybe.digests)
+        if failure is not None:
+            raise failure from cause
+
+
+def _members_encrypted(archive: py7zr.SevenZipFile) -> bool:
+    """Whether the 7z's data is encrypted (py7zr's `needs_password` is true whenever a
+    password was given, and we always give one)."""
+    try:
+        return "7zAES" in archive.archiveinfo().method_names
+    except Exception:  # an unknown method: extraction will say so
+        return False
 
 
 def _headers_need_password(path: Path) -> bool:

@@ -1,9 +1,8 @@
 """Cowrie logs read in batches, each with the position to save once it is stored.
 
 This is the reading half of Cowrie ingest (no catalog writes): it parses lines, fills
-in every record's connection facts from its session, and hands out `CowrieBatch`es. It
-runs in its own thread (see `pipeline.prefetch`) while the ingest step stores the
-previous batch.
+in every record's connection facts from its session, and hands out `CowrieBatch`es for
+the ingest step to store, each in one transaction with the position it ends at.
 """
 
 from __future__ import annotations
@@ -49,6 +48,8 @@ class OpenLog:
         except FileNotFoundError:
             return
         if st.st_ino != self.pos.inode or st.st_size < self.pos.offset:
+            if os.fstat(self.fh.fileno()).st_size > self.pos.offset and st.st_ino != self.pos.inode:
+                return  # the old file grew after its last read: finish it first
             self.fh.close()
             self.fh = self.path.open("rb")
             self.pos = LogPosition(0, 0, os.fstat(self.fh.fileno()).st_ino, None)
@@ -116,10 +117,13 @@ class CowrieBatchReader:
             item = cowrie.parse_or_error(line, location, self.sensor)
             if isinstance(item, RecordError):
                 if final and not line.endswith(b"\n"):
-                    # an unfinished last line: report it, but read it again next time
-                    batch.errors.append(RecordError(
-                        location, f"{item.message} (last line has no newline; left for the "
-                        "next run)"))
+                    # an unfinished last line, left to be read again next time; reported by
+                    # the batch that starts with it (a batch with lines before it stops
+                    # short of it, and the next one starts there)
+                    if end.offset == pos.offset:
+                        batch.errors.append(RecordError(
+                            location, f"{item.message} (last line has no newline; left for "
+                            "the next run)"))
                     break
                 batch.errors.append(item)
             else:

@@ -9,6 +9,7 @@ write is idempotent (content hashes, record uids), so doing a batch twice adds n
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -30,7 +31,6 @@ from cleancenter.collect.archives import (
 from cleancenter.collect.cowrie_batches import CowrieBatch, CowrieBatchReader, OpenLog, cursor_key
 from cleancenter.collect.filetype import ARCHIVE_TYPES, HEAD_SIZE, sniff
 from cleancenter.collect.logfile import LogPosition
-from cleancenter.collect.pipeline import prefetch
 from cleancenter.collect.records import EventRecord, RecordError
 from cleancenter.store.blobs import BlobStore, Digests
 from cleancenter.store.catalog import EVENT, SAMPLE, Catalog, NewSample, ip_key, utcnow
@@ -122,12 +122,15 @@ class Ingestor:
         self.tags = tuple(tags)
         self.progress: Progress = progress or _NoProgress()
         self._pending = _Pending()
+        # download-dir files refused this run (content is not their name): (size, mtime)
+        self._refused_downloads: dict[Path, tuple[int, int]] = {}
 
     # -- shared plumbing ------------------------------------------------------------
     def _flush(self, report: IngestReport, conn: Connection | None = None) -> None:
         """Write pending samples, relations and errors (in ``conn``'s transaction if given)."""
         if not len(self._pending):
             return
+        self.blobs.publish()  # blobs are on disk before catalog rows name them
         pending, self._pending = self._pending, _Pending()
         if conn is None:
             with self.catalog.transaction() as own:
@@ -168,12 +171,17 @@ class Ingestor:
         report = IngestReport(inputs=len(paths))
         files = list(self._walk(paths, report))
         self.progress.start("files", len(files))
-        for path in files:
-            self._ingest_file(path, report)
-            self.progress.advance()
-            if len(self._pending) >= BATCH_SAMPLES:
-                self._flush(report)
-        self._flush(report)
+        self.blobs.begin_batch()
+        try:
+            for path in files:
+                self._ingest_file(path, report)
+                self.progress.advance()
+                if len(self._pending) >= BATCH_SAMPLES:
+                    self._flush(report)
+            self._flush(report)
+        finally:
+            self.blobs.abort_batch()  # only reached with blobs unpublished after a failure
+            self.blobs.end_batch()
         return report
 
     def _walk(self, paths: Sequence[Path], report: IngestReport) -> Iterator[Path]:
@@ -208,14 +216,34 @@ class Ingestor:
     def _expand(
         self, sha256: str, kind: str, label: str, depth: int, budget: ExtractionBudget,
         report: IngestReport, seen: datetime,
+        expanded: dict[str, tuple[int, int]] | None = None,
     ) -> None:
+        """Store an archive's members as samples and expand archives among them in turn.
+
+        ``expanded`` maps the archives of this input already opened to what expanding
+        them cost (members, bytes, nested ones included). A copy nested again (a bomb's
+        favourite trick) is not opened twice, but it is charged again: content
+        addressing would store it once, yet an input that declares a bomb's worth of
+        data is refused as one.
+        """
+        expanded = {} if expanded is None else expanded
         if depth > self.limits.max_depth:
             self._error(report, "archive", RecordError(
                 label, f"not expanded: nested deeper than {self.limits.max_depth} archives"))
             return
+        if sha256 in expanded:
+            members_cost, bytes_cost = expanded[sha256]
+            try:
+                budget.reserve(members_cost, bytes_cost, label)
+                budget.spend_bytes(bytes_cost)
+            except ArchiveRefused as exc:
+                self._error(report, "archive", RecordError(label, str(exc)))
+            return
+        expanded[sha256] = (0, 0)
+        before = (budget.members_left, budget.bytes_left)
         members: list[ExtractedMember] = []
         try:
-            for item in extract(self.blobs.path_for(sha256), kind, self.blobs,
+            for item in extract(self.blobs.readable_path(sha256), kind, self.blobs,
                                 password=self.password, budget=budget, label=label):
                 if isinstance(item, RecordError):
                     self._error(report, "archive", item)
@@ -223,13 +251,17 @@ class Ingestor:
                     members.append(item)
         except ArchiveRefused as exc:
             self._error(report, "archive", RecordError(label, str(exc)))
+        except Exception as exc:  # an archive library's surprise must not end the run
+            self._error(report, "archive", RecordError(
+                label, f"could not expand ({type(exc).__name__}: {exc})"))
         for member in members:
             report.members += 1
             child_type = self._sample(member.digests, [member.name], seen)
             self._pending.relations.add((sha256, member.digests.sha256, "extracted"))
-            if child_type in ARCHIVE_TYPES:
+            if child_type in ARCHIVE_TYPES and budget.exhausted is None:
                 self._expand(member.digests.sha256, child_type, f"{label}!{member.name}",
-                             depth + 1, budget, report, seen)
+                             depth + 1, budget, report, seen, expanded)
+        expanded[sha256] = (before[0] - budget.members_left, before[1] - budget.bytes_left)
 
     # -- Cowrie -----------------------------------------------------------------------
     def ingest_cowrie(
@@ -244,7 +276,9 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest Cowrie JSON logs; with ``follow``, keep reading until ``stop`` is set.
 
-        Lines are parsed in a second thread while the previous batch is being stored.
+        (Parsing in a second thread while the previous batch is stored was measured:
+        no gain, as building the insert's parameters holds the GIL. See
+        docs/benchmarks.md.)
         """
         report = IngestReport(inputs=len(logs))
         open_logs: list[OpenLog] = []
@@ -261,7 +295,7 @@ class Ingestor:
             poll_seconds=FOLLOW_POLL_SECONDS,
         )
         try:
-            for batch in prefetch(iter(reader)):
+            for batch in reader:
                 if batch.idle:
                     if downloads is not None:
                         self._backfill_downloads(downloads, report)
@@ -327,14 +361,20 @@ class Ingestor:
         report: IngestReport,
     ) -> bool:
         path = folder / sha256
-        if not path.is_file():
+        try:
+            st = path.stat()
+        except OSError:
             return False
+        stamp = (st.st_size, st.st_mtime_ns)
+        if not stat.S_ISREG(st.st_mode) or self._refused_downloads.get(path) == stamp:
+            return False  # not a file, or refused and reported already (unchanged since)
         try:
             digests = self.blobs.put_file(path)
         except OSError as exc:
             self._error(report, source, RecordError(str(path), f"cannot read: {exc.strerror}"))
             return False
         if digests.sha256 != sha256:
+            self._refused_downloads[path] = stamp
             self._error(report, source, RecordError(
                 str(path), f"content hashes to {digests.sha256}, not the name it was logged "
                 "under; stored under its real hash, not linked"))
@@ -411,7 +451,7 @@ def _name_from_raw(source: str, raw: str) -> str | None:
     if source != "cowrie":
         return None
     try:
-        record = cowrie.parse_line(raw.encode(), "catalog")
+        record = cowrie.parse_line(raw.encode(), "catalog", default_sensor="catalog")
     except cowrie.BadRecord:
         return None
     return record.sample_name

@@ -7,6 +7,9 @@ Blobs are mode 0400: samples are data, never programs, and nothing may execute t
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import os
 import re
@@ -56,24 +59,108 @@ class BlobProblem:
     detail: str
 
 
+def sync_filesystem(path: Path) -> bool:
+    """Flush every dirty page of the file system holding ``path`` (Linux ``syncfs``).
+
+    One call for a whole batch of blobs instead of an ``fsync`` each; False where the
+    call is not available, and the caller falls back to per-file ``fsync``.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    lib = ctypes.CDLL(name, use_errno=True)
+    return lib if hasattr(lib, "syncfs") else None
+
+
 class BlobStore:
+    """Blobs under ``root``. In batch mode (`begin_batch` / `publish`) new blobs wait as
+    temp files until `publish` flushes them to disk with one file-system sync and then
+    renames them all into place: the same guarantee (content on disk before the name
+    exists) at a fraction of the cost of an ``fsync`` per small file."""
+
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
         self.durable = durable
+        self._staged: dict[str, Path] | None = None  # sha256 -> temp file, in batch mode
 
     def path_for(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
             raise BlobError(f"not a sha256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
+    def readable_path(self, sha256: str) -> Path:
+        """Where the blob's bytes are now: its own path, or its temp file in a batch."""
+        if self._staged and sha256 in self._staged:
+            return self._staged[sha256]
+        return self.path_for(sha256)
+
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
+        return self.readable_path(sha256).is_file()
 
     def read(self, sha256: str) -> bytes:
-        return self.path_for(sha256).read_bytes()
+        return self.readable_path(sha256).read_bytes()
 
     def open(self, sha256: str) -> BinaryIO:
-        return self.path_for(sha256).open("rb")
+        return self.readable_path(sha256).open("rb")
+
+    # -- batches -------------------------------------------------------------------
+    def begin_batch(self) -> None:
+        if self._staged is None:
+            self._staged = {}
+
+    def publish(self) -> int:
+        """Make the batch's blobs durable and visible under their names; returns how many.
+
+        Call it before committing catalog rows that name these blobs.
+        """
+        staged = self._staged
+        if not staged:
+            return 0
+        synced = self.durable and sync_filesystem(self.root)
+        if self.durable and not synced:
+            for tmp in staged.values():
+                with tmp.open("rb+") as fh:
+                    os.fsync(fh.fileno())
+        for sha256, tmp in staged.items():
+            target = self.path_for(sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, BLOB_MODE)
+            os.replace(tmp, target)
+        if self.durable:
+            if synced:
+                sync_filesystem(self.root)
+            else:
+                for parent in {self.path_for(sha).parent for sha in staged}:
+                    _fsync_dir(parent)
+        count = len(staged)
+        staged.clear()
+        return count
+
+    def abort_batch(self) -> None:
+        """Drop blobs written since the last `publish` (their temp files go)."""
+        if self._staged:
+            for tmp in self._staged.values():
+                tmp.unlink(missing_ok=True)
+            self._staged.clear()
+
+    def end_batch(self) -> None:
+        self.publish()
+        self._staged = None
 
     def put_bytes(self, data: bytes) -> Digests:
         """Store ``data``; identical content is stored once."""
@@ -106,11 +193,17 @@ class BlobStore:
         os.chmod(tmp, BLOB_MODE)
         os.replace(tmp, target)
         if self.durable:
-            dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _fsync_dir(target.parent)
+
+    def _stage(self, sha256: str, tmp: Path) -> bool:
+        """In a batch: keep ``tmp`` for `publish`; False when not batching."""
+        if self._staged is None:
+            return False
+        if sha256 in self._staged or self.path_for(sha256).exists():
+            tmp.unlink()
+        else:
+            self._staged[sha256] = tmp
+        return True
 
     def iter_paths(self) -> Iterator[Path]:
         """Every file under the blob root, sorted, including strays (for `verify`)."""
@@ -145,6 +238,14 @@ class BlobStore:
         if mode & 0o333:
             problems.append(BlobProblem("writable", path, f"mode {mode:o}, expected 400"))
         return problems
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class BlobTooLarge(BlobError):
@@ -188,13 +289,17 @@ class BlobWriter:
             raise BlobError("blob writer already closed")
         out, self._out = self._out, None
         try:
-            out.flush()
-            if self.store.durable:
-                os.fsync(out.fileno())
-            out.close()
             digests = Digests(
                 self._sha256.hexdigest(), self._sha1.hexdigest(), self._md5.hexdigest(), self.size
             )
+            out.flush()
+            if self.store._staged is not None:
+                out.close()
+                self.store._stage(digests.sha256, self.tmp)
+                return digests
+            if self.store.durable:
+                os.fsync(out.fileno())
+            out.close()
             target = self.store.path_for(digests.sha256)
             if target.exists():
                 self.tmp.unlink()
