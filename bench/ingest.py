@@ -43,7 +43,7 @@ def center_for(url: str, data_dir: Path) -> Center:
 
 
 def timed_ingest(
-    backend: str, work: Callable[[Ingestor], IngestReport]
+    backend: str, work: Callable[[Ingestor], IngestReport], **options: Any
 ) -> tuple[float, IngestReport]:
     """Run ``work`` on a fresh, empty center of ``backend``; time only the work."""
     tmp_root = os.environ.get("BENCH_TMP", "/var/tmp")
@@ -55,7 +55,7 @@ def timed_ingest(
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp_root)))
         center = center_for(url, data)
         try:
-            ingestor = Ingestor(center.catalog, center.blobs)  # opened and migrated here
+            ingestor = Ingestor(center.catalog, center.blobs, **options)  # opens, migrates
             return timed(lambda: work(ingestor))
         finally:
             center.close()
@@ -77,14 +77,16 @@ def bench_cowrie(runs: int) -> dict[str, Any]:
     bare_times = [timed(bare)[0] for _ in range(runs)]
     results: dict[str, Any] = {"events": len(lines),
                                "bare_json_loads_per_s": len(lines) / median(bare_times)}
-    for backend in ("sqlite", "postgresql"):
+    variants = {"sqlite": ("sqlite", {}), "postgresql": ("postgresql", {}),
+                "sqlite_one_process": ("sqlite", {"reader_process": False})}
+    for name, (backend, options) in variants.items():
         times = []
         for _ in range(runs):
-            dt, report = timed_ingest(backend, lambda i: i.ingest_cowrie(logs))
+            dt, report = timed_ingest(backend, lambda i: i.ingest_cowrie(logs), **options)
             assert report.events_new == len(lines), report.to_dict()
             times.append(dt)
         rate = len(lines) / median(times)
-        results[backend] = {
+        results[name] = {
             "median_s": median(times),
             "events_per_s": rate,
             "ratio_to_bare_loop": rate / results["bare_json_loads_per_s"],
@@ -146,7 +148,7 @@ def main() -> None:
     print(f"machine: {out['machine']}")
     print(f"\nCowrie ingest, {c['events']} real events, median of {args.runs}:")
     print(f"  bare json.loads loop: {c['bare_json_loads_per_s']:,.0f} lines/s")
-    for b in ("sqlite", "postgresql"):
+    for b in ("sqlite", "postgresql", "sqlite_one_process"):
         print(f"  cleancenter on {b}: {c[b]['events_per_s']:,.0f} events/s "
               f"(ratio {c[b]['ratio_to_bare_loop']:.2f})")
     print(f"\nFile ingest, {f['files']} small files, median of {args.runs}:")

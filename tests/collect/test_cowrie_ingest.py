@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import text
 
 from cleancenter.center import Center
+from cleancenter.collect.cowrie_batches import cursor_key
 from cleancenter.collect.ingest import FOLLOW_POLL_SECONDS, Ingestor, IngestReport
 from cleancenter.store.queries import EventFilter, find_events, get_sample
 
@@ -719,3 +720,27 @@ def test_follow_tails_resumes_and_survives_rotation(
     done = run_cli(data, str(log), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["events_read"] == 0
+
+
+def test_small_batches_across_logs_with_blank_lines_read_everything(
+    sqlite_center: Center, tmp_path: Path
+) -> None:
+    """Batches span logs and stop at a size, not at blank lines: one run reads it all."""
+    logs = []
+    for n in range(3):
+        log = tmp_path / f"cowrie.json.{n}"
+        lines = []
+        for i in range(7):
+            lines.append(json.dumps({
+                "eventid": "cowrie.session.connect", "src_ip": "192.0.2.1",
+                "src_port": 1000 * n + i, "session": f"s{n}-{i}", "sensor": "x",
+                "timestamp": "2018-05-06T00:00:00Z"}))
+            lines.append("")
+        log.write_text("\n".join(lines) + "\n")
+        logs.append(log)
+    report = Ingestor(sqlite_center.catalog, sqlite_center.blobs).ingest_cowrie(
+        logs, batch_lines=4)
+    assert (report.events_new, report.lines_skipped, report.error_count) == (21, 21, 0)
+    for log in logs:
+        cursor = sqlite_center.catalog.get_cursor(cursor_key(log))
+        assert cursor is not None and cursor["offset"] == log.stat().st_size

@@ -14,9 +14,8 @@ from cleancenter.store.catalog import (
     SAMPLE_NAME,
     CatalogError,
     NewSample,
-    ip_key,
-    network_key_range,
 )
+from cleancenter.store.ipkey import ip_key, network_key_range
 from cleancenter.store.queries import (
     AmbiguousReference,
     EventFilter,

@@ -9,25 +9,36 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cleancenter.collect import cowrie
 from cleancenter.collect.logfile import LogPosition, head_hash, read_lines, resume_position
-from cleancenter.collect.records import EventRecord, RecordError
+from cleancenter.collect.reader_process import StopSignal
+from cleancenter.collect.records import FileRef, RecordError, event_row
 
 
 @dataclass
 class CowrieBatch:
-    log: OpenLog | None
-    records: list[EventRecord] = field(default_factory=list)
+    """Records read from one or more logs, and where each log's next line starts.
+
+    Plain, picklable data: it may be made in another process than the one storing it.
+    """
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # see `event_row`
+    files: list[FileRef] = field(default_factory=list)  # downloads/uploads to take
     errors: list[RecordError] = field(default_factory=list)
-    end: LogPosition | None = None
+    positions: dict[str, LogPosition] = field(default_factory=dict)  # cursor key -> next
     bytes_read: int = 0
     lines_skipped: int = 0
     idle: bool = False  # follow mode: every log is read to its end for now
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.errors)
 
 
 class OpenLog:
@@ -65,6 +76,9 @@ def cursor_key(path: Path) -> str:
 
 
 class CowrieBatchReader:
+    """Batches of up to ``batch_lines`` lines, across logs: a day of small rotated logs
+    is stored in a few transactions, not one per file."""
+
     def __init__(
         self,
         logs: list[OpenLog],
@@ -72,10 +86,12 @@ class CowrieBatchReader:
         *,
         sensor: str | None,
         follow: bool,
-        stop: threading.Event | None,
+        stop: StopSignal | None,
         batch_lines: int,
         poll_seconds: float,
+        time_to_db: Callable[[datetime], Any] | None = None,
     ) -> None:
+        self.time_to_db = time_to_db
         self.logs = logs
         self.sessions = sessions
         self.sensor = sensor
@@ -86,29 +102,30 @@ class CowrieBatchReader:
 
     def __iter__(self) -> Iterator[CowrieBatch]:
         while True:
+            batch = CowrieBatch()
             for log in self.logs:
-                while not self.stop.is_set():
-                    batch = self._read_batch(log)
-                    if batch is None:
-                        break
-                    yield batch
-                    if batch.bytes_read == 0:
-                        break  # only an unfinished last line is left
+                while not self.stop.is_set() and self._fill(batch, log):
+                    yield batch  # full; the log may have more
+                    batch = CowrieBatch()
                 if self.follow:
                     log.reopen_if_rotated()
+            if batch.positions:
+                yield batch
             if not self.follow or self.stop.is_set():
                 return
-            yield CowrieBatch(log=None, idle=True)
+            yield CowrieBatch(idle=True)
             self.stop.wait(self.poll_seconds)
 
-    def _read_batch(self, log: OpenLog) -> CowrieBatch | None:
-        """The next batch of ``log``, or None when nothing (complete) is left."""
+    def _fill(self, batch: CowrieBatch, log: OpenLog) -> bool:
+        """Read lines of ``log`` into ``batch``; True when the batch is full."""
         final = not self.follow
         pos = log.pos
         end = LogPosition(pos.offset, pos.line, pos.inode, pos.head)
-        batch = CowrieBatch(log=log, end=end)
-        for line, number, offset in read_lines(log.fh, pos, final=final,
-                                               max_lines=self.batch_lines):
+        room = self.batch_lines - batch.size
+        lines_read = 0
+        stopped_at_unfinished_line = False
+        for line, number, offset in read_lines(log.fh, pos, final=final, max_lines=room):
+            lines_read += 1
             location = f"{log.path}:{number}"
             if not line.strip():
                 batch.lines_skipped += 1
@@ -117,13 +134,11 @@ class CowrieBatchReader:
             item = cowrie.parse_or_error(line, location, self.sensor)
             if isinstance(item, RecordError):
                 if final and not line.endswith(b"\n"):
-                    # an unfinished last line, left to be read again next time; reported by
-                    # the batch that starts with it (a batch with lines before it stops
-                    # short of it, and the next one starts there)
-                    if end.offset == pos.offset:
-                        batch.errors.append(RecordError(
-                            location, f"{item.message} (last line has no newline; left for "
-                            "the next run)"))
+                    # an unfinished last line: reported once, left to be read next run
+                    batch.errors.append(RecordError(
+                        location, f"{item.message} (last line has no newline; left for the "
+                        "next run)"))
+                    stopped_at_unfinished_line = True
                     break
                 batch.errors.append(item)
             else:
@@ -132,10 +147,15 @@ class CowrieBatchReader:
                 self.sessions.enrich(item)
                 if item.kind == "disconnect" and item.session:
                     self.sessions.forget(item.session)
-                batch.records.append(item)
+                batch.rows.append(event_row(item, self.time_to_db))
+                if item.sample_sha256:
+                    batch.files.append(FileRef(item.sample_sha256, item.sample_name, item.time))
             end.offset, end.line = offset, number
-        if end.offset == pos.offset:
-            return None if not batch.errors else batch
-        batch.bytes_read = end.offset - pos.offset
-        log.pos = end
-        return batch
+        full = lines_read == room and not stopped_at_unfinished_line  # there may be more
+        if end.offset != pos.offset:
+            batch.bytes_read += end.offset - pos.offset
+            batch.positions[log.key] = end
+            log.pos = LogPosition(end.offset, end.line, end.inode, end.head)
+        elif batch.errors and log.key not in batch.positions:
+            batch.positions[log.key] = end  # nothing read, but an error to store
+        return full

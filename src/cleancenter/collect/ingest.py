@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -31,13 +32,15 @@ from cleancenter.collect.archives import (
 from cleancenter.collect.cowrie_batches import CowrieBatch, CowrieBatchReader, OpenLog, cursor_key
 from cleancenter.collect.filetype import ARCHIVE_TYPES, HEAD_SIZE, sniff
 from cleancenter.collect.logfile import LogPosition
-from cleancenter.collect.records import EventRecord, RecordError
+from cleancenter.collect.reader_process import StopSignal, fork_available, read_in_child
+from cleancenter.collect.records import EventRecord, RecordError, event_row
 from cleancenter.store.blobs import BlobStore, Digests
-from cleancenter.store.catalog import EVENT, SAMPLE, Catalog, NewSample, ip_key, utcnow
+from cleancenter.store.catalog import EVENT, SAMPLE, Catalog, NewSample, utcnow
 
 BATCH_SAMPLES = 500
 BATCH_LINES = 5000
 FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_BACKFILL_SECONDS = 30.0  # --follow: look for late download files this often
 
 
 class Progress(Protocol):
@@ -114,7 +117,9 @@ class Ingestor:
         limits: ArchiveLimits | None = None,
         tags: Sequence[str] = (),
         progress: Progress | None = None,
+        reader_process: bool = True,
     ) -> None:
+        self.reader_process = reader_process
         self.catalog = catalog
         self.blobs = blobs
         self.password = password
@@ -276,9 +281,6 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest Cowrie JSON logs; with ``follow``, keep reading until ``stop`` is set.
 
-        (Parsing in a second thread while the previous batch is stored was measured:
-        no gain, as building the insert's parameters holds the GIL. See
-        docs/benchmarks.md.)
         """
         report = IngestReport(inputs=len(logs))
         open_logs: list[OpenLog] = []
@@ -289,16 +291,28 @@ class Ingestor:
                 self._error(report, "cowrie", RecordError(str(path), f"cannot read: {exc}"))
         total = sum(max(log.size - log.pos.offset, 0) for log in open_logs)
         self.progress.start("cowrie log bytes", None if follow else total)
-        reader = CowrieBatchReader(
-            open_logs, cowrie.SessionTable(self._session_from_catalog), sensor=sensor,
-            follow=follow, stop=stop, batch_lines=batch_lines,
-            poll_seconds=FOLLOW_POLL_SECONDS,
-        )
+        def make_reader(reader_stop: StopSignal | None) -> CowrieBatchReader:
+            return CowrieBatchReader(
+                open_logs, cowrie.SessionTable(self._session_from_catalog), sensor=sensor,
+                follow=follow, stop=reader_stop, batch_lines=batch_lines,
+                poll_seconds=FOLLOW_POLL_SECONDS, time_to_db=self.catalog.db_time,
+            )
+
+        if self.reader_process and fork_available():
+            # parse in a child while this process stores (2x on two cores; see
+            # docs/benchmarks.md); the child opens its own catalog connections
+            reader: Iterable[CowrieBatch] = read_in_child(
+                make_reader, stop=stop, on_child_start=self._after_fork)
+        else:
+            reader = make_reader(stop)
         try:
+            last_backfill = time.monotonic()
             for batch in reader:
                 if batch.idle:
-                    if downloads is not None:
+                    due = time.monotonic() - last_backfill >= FOLLOW_BACKFILL_SECONDS
+                    if downloads is not None and due:
                         self._backfill_downloads(downloads, report)
+                        last_backfill = time.monotonic()
                     continue
                 self._store_cowrie_batch(batch, downloads, report)
             if downloads is not None:
@@ -308,6 +322,10 @@ class Ingestor:
                 log.close()
             self._flush(report)
         return report
+
+    def _after_fork(self) -> None:
+        """In a forked reader: never touch the parent's pooled connections."""
+        self.catalog.engine.dispose(close=False)
 
     def _saved_position(self, path: Path) -> LogPosition | None:
         saved = self.catalog.get_cursor(cursor_key(path))
@@ -326,35 +344,23 @@ class Ingestor:
     def _store_cowrie_batch(
         self, batch: CowrieBatch, downloads: Path | None, report: IngestReport
     ) -> None:
-        """One transaction: the batch's events, its files, its errors and the new cursor."""
+        """One transaction: the batch's events, files and errors, and each log's cursor."""
         for error in batch.errors:
             self._error(report, "cowrie", error)
-        report.events_read += len(batch.records)
+        report.events_read += len(batch.rows)
         report.lines_skipped += batch.lines_skipped
-        assert batch.log is not None and batch.end is not None
         with self.catalog.transaction() as conn:
-            self._store_honeypot_files(batch.records, downloads, "cowrie", report)
-            report.events_new += self.catalog.add_events(
-                conn, [event_row(r) for r in batch.records])
+            if downloads is not None:
+                for ref in batch.files:
+                    self._take_download(downloads, ref.sha256, ref.name, ref.seen, "cowrie",
+                                        report)
+            report.events_new += self.catalog.add_events(conn, batch.rows,
+                                                         times_converted=True)
             self._flush(report, conn)
-            if batch.bytes_read:
-                end = batch.end
-                self.catalog.set_cursor(conn, batch.log.key, offset=end.offset, line=end.line,
+            for key, end in batch.positions.items():
+                self.catalog.set_cursor(conn, key, offset=end.offset, line=end.line,
                                         inode=end.inode, head=end.head)
         self.progress.advance(batch.bytes_read)
-
-    def _store_honeypot_files(
-        self, records: Sequence[EventRecord], folder: Path | None, source: str,
-        report: IngestReport,
-    ) -> None:
-        """Take the files that file events name from the sensor's download folder."""
-        if folder is None:
-            return
-        for record in records:
-            if record.sample_sha256 is None:
-                continue
-            self._take_download(folder, record.sample_sha256, record.sample_name, record.time,
-                                source, report)
 
     def _take_download(
         self, folder: Path, sha256: str, name: str | None, seen: datetime, source: str,
@@ -455,11 +461,3 @@ def _name_from_raw(source: str, raw: str) -> str | None:
     except cowrie.BadRecord:
         return None
     return record.sample_name
-
-
-def event_row(r: EventRecord) -> tuple[Any, ...]:
-    """An event as the catalog inserts it (`EVENT_INSERT_COLUMNS` order)."""
-    return (
-        r.uid, r.time, r.source, r.sensor, r.session, r.src_ip, ip_key(r.src_ip), r.src_port,
-        r.dst_ip, r.dst_port, r.protocol, r.kind, r.source_event, r.url, r.sample_sha256, r.raw,
-    )

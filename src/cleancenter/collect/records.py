@@ -9,10 +9,13 @@ goes on: one bad line never stops a day of logs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from cleancenter.store.ipkey import ip_key
 
 # The event vocabulary shared by all sensors (docs/formats.md explains each).
 EVENT_KINDS = (
@@ -71,6 +74,26 @@ class FileItem:
     relation: str = "extracted"
     depth: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file a sensor record names: the sample to take from the sensor's file folder."""
+
+    sha256: str
+    name: str | None
+    seen: datetime
+
+
+def event_row(r: EventRecord, time_to_db: Callable[[datetime], Any] | None = None
+              ) -> tuple[Any, ...]:
+    """An event as the catalog inserts it (`EVENT_INSERT_COLUMNS` order); with
+    ``time_to_db`` (`Catalog.db_time`) the time is already in the driver's form."""
+    when = r.time if time_to_db is None else time_to_db(r.time)
+    return (
+        r.uid, when, r.source, r.sensor, r.session, r.src_ip, ip_key(r.src_ip), r.src_port,
+        r.dst_ip, r.dst_port, r.protocol, r.kind, r.source_event, r.url, r.sample_sha256, r.raw,
+    )
 
 
 def record_uid(*parts: str | bytes) -> str:

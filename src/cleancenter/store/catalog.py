@@ -8,8 +8,6 @@ repeated is idempotent: samples, names, tags, relations and events are inserted 
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +63,8 @@ EVENT_INSERT_COLUMNS = (
 
 
 def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value.replace(tzinfo=None)
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -79,35 +79,6 @@ class CatalogError(Exception):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def ip_key(ip: str | None) -> str | None:
-    """A sortable fixed-width key: the address as IPv6 (v4 mapped), 32 hex digits."""
-    if not ip:
-        return None
-    return _ip_key(ip)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _ip_key(ip: str) -> str | None:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv4Address):
-        addr = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + addr.packed)
-    return addr.packed.hex()
-
-
-def network_key_range(cidr: str) -> tuple[str, str]:
-    """First and last `ip_key` of a network, for an indexed range filter."""
-    try:
-        net = ipaddress.ip_network(cidr, strict=False)
-    except ValueError as exc:
-        raise CatalogError(f"not an IP address or network: {cidr!r}") from exc
-    lo, hi = ip_key(str(net.network_address)), ip_key(str(net.broadcast_address))
-    assert lo is not None and hi is not None
-    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -252,27 +223,34 @@ class Catalog:
                 self._insert_ignore(RELATION, ["parent_sha256", "child_sha256", "kind"]), rows
             )
 
-    def add_events(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """Insert events, each a tuple in `EVENT_INSERT_COLUMNS` order (``time`` aware
-        UTC); returns how many were new (a known ``uid`` is skipped).
+    def db_time(self, value: datetime) -> Any:
+        """An aware time as this backend's driver stores it (for `add_events`)."""
+        return _sqlite_time(value) if self.dialect == "sqlite" else _naive_utc(value)
+
+    def add_events(
+        self, conn: Connection, rows: Sequence[Sequence[Any]], *, times_converted: bool = False
+    ) -> int:
+        """Insert events, each a tuple in `EVENT_INSERT_COLUMNS` order; returns how many
+        were new (a known ``uid`` is skipped). ``time`` is aware UTC, or already passed
+        through `db_time` when ``times_converted`` (a reader process can do that work).
 
         This is the hot path of honeypot ingest (tens of thousands of rows a second), so
         it goes straight to the driver's ``executemany`` with plain tuples, skipping
-        SQLAlchemy's per-row type processing; times are converted here instead.
+        SQLAlchemy's per-row type processing.
         """
         if not rows:
             return 0
         columns = ", ".join(EVENT_INSERT_COLUMNS)
-        time_at = EVENT_INSERT_COLUMNS.index("time")
         if self.dialect == "sqlite":
             marks = ", ".join("?" for _ in EVENT_INSERT_COLUMNS)
             sql = f"INSERT OR IGNORE INTO event ({columns}) VALUES ({marks})"
-            to_db: Any = _sqlite_time
         else:
             marks = ", ".join("%s" for _ in EVENT_INSERT_COLUMNS)
             sql = f"INSERT INTO event ({columns}) VALUES ({marks}) ON CONFLICT (uid) DO NOTHING"
-            to_db = _naive_utc
-        params = [(*row[:time_at], to_db(row[time_at]), *row[time_at + 1 :]) for row in rows]
+        params: Sequence[Sequence[Any]] = rows
+        if not times_converted:
+            at = EVENT_INSERT_COLUMNS.index("time")
+            params = [(*row[:at], self.db_time(row[at]), *row[at + 1 :]) for row in rows]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(sql, params)

@@ -19,9 +19,8 @@ from cleancenter.store.catalog import (
     SAMPLE_NAME,
     SAMPLE_TAG,
     CatalogError,
-    ip_key,
-    network_key_range,
 )
+from cleancenter.store.ipkey import AddressError, ip_key, network_key_range
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 MIN_PREFIX = 4
@@ -222,7 +221,10 @@ def _event_query(flt: EventFilter, columns: Any) -> Select[Any]:
         conds.append(e.time < flt.until)
     if flt.ip:
         if "/" in flt.ip:
-            lo, hi = network_key_range(flt.ip)
+            try:
+                lo, hi = network_key_range(flt.ip)
+            except AddressError as exc:
+                raise CatalogError(str(exc)) from exc
             conds.append(and_(e.src_key >= lo, e.src_key <= hi))
         else:
             key = ip_key(flt.ip)
