@@ -77,8 +77,8 @@ def bench_cowrie(runs: int) -> dict[str, Any]:
     bare_times = [timed(bare)[0] for _ in range(runs)]
     results: dict[str, Any] = {"events": len(lines),
                                "bare_json_loads_per_s": len(lines) / median(bare_times)}
-    variants = {"sqlite": ("sqlite", {}), "postgresql": ("postgresql", {}),
-                "sqlite_one_process": ("sqlite", {"reader_process": False})}
+    variants: dict[str, tuple[str, dict[str, Any]]] = {
+        "sqlite": ("sqlite", {}), "postgresql": ("postgresql", {})}
     for name, (backend, options) in variants.items():
         times = []
         for _ in range(runs):
@@ -148,7 +148,7 @@ def main() -> None:
     print(f"machine: {out['machine']}")
     print(f"\nCowrie ingest, {c['events']} real events, median of {args.runs}:")
     print(f"  bare json.loads loop: {c['bare_json_loads_per_s']:,.0f} lines/s")
-    for b in ("sqlite", "postgresql", "sqlite_one_process"):
+    for b in ("sqlite", "postgresql"):
         print(f"  cleancenter on {b}: {c[b]['events_per_s']:,.0f} events/s "
               f"(ratio {c[b]['ratio_to_bare_loop']:.2f})")
     print(f"\nFile ingest, {f['files']} small files, median of {args.runs}:")

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from cleancenter.collect import cowrie
 from cleancenter.collect.logfile import LogPosition, head_hash, read_lines, resume_position
-from cleancenter.collect.reader_process import StopSignal
 from cleancenter.collect.records import FileRef, RecordError, event_row
 
 
@@ -39,6 +38,13 @@ class CowrieBatch:
     @property
     def size(self) -> int:
         return len(self.rows) + len(self.errors)
+
+
+class StopSignal(Protocol):
+    """A `threading.Event` or anything that answers the same two questions."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class OpenLog:

@@ -32,7 +32,6 @@ from cleancenter.collect.archives import (
 from cleancenter.collect.cowrie_batches import CowrieBatch, CowrieBatchReader, OpenLog, cursor_key
 from cleancenter.collect.filetype import ARCHIVE_TYPES, HEAD_SIZE, sniff
 from cleancenter.collect.logfile import LogPosition
-from cleancenter.collect.reader_process import StopSignal, fork_available, read_in_child
 from cleancenter.collect.records import EventRecord, RecordError, event_row
 from cleancenter.store.blobs import BlobStore, Digests
 from cleancenter.store.catalog import EVENT, SAMPLE, Catalog, NewSample, utcnow
@@ -117,9 +116,7 @@ class Ingestor:
         limits: ArchiveLimits | None = None,
         tags: Sequence[str] = (),
         progress: Progress | None = None,
-        reader_process: bool = True,
     ) -> None:
-        self.reader_process = reader_process
         self.catalog = catalog
         self.blobs = blobs
         self.password = password
@@ -291,20 +288,13 @@ class Ingestor:
                 self._error(report, "cowrie", RecordError(str(path), f"cannot read: {exc}"))
         total = sum(max(log.size - log.pos.offset, 0) for log in open_logs)
         self.progress.start("cowrie log bytes", None if follow else total)
-        def make_reader(reader_stop: StopSignal | None) -> CowrieBatchReader:
-            return CowrieBatchReader(
-                open_logs, cowrie.SessionTable(self._session_from_catalog), sensor=sensor,
-                follow=follow, stop=reader_stop, batch_lines=batch_lines,
-                poll_seconds=FOLLOW_POLL_SECONDS, time_to_db=self.catalog.db_time,
-            )
-
-        if self.reader_process and fork_available():
-            # parse in a child while this process stores (2x on two cores; see
-            # docs/benchmarks.md); the child opens its own catalog connections
-            reader: Iterable[CowrieBatch] = read_in_child(
-                make_reader, stop=stop, on_child_start=self._after_fork)
-        else:
-            reader = make_reader(stop)
+        # Parsing in another thread or a forked process while this one stores was
+        # measured and gave <= 7% (see docs/benchmarks.md): one process it is.
+        reader = CowrieBatchReader(
+            open_logs, cowrie.SessionTable(self._session_from_catalog), sensor=sensor,
+            follow=follow, stop=stop, batch_lines=batch_lines,
+            poll_seconds=FOLLOW_POLL_SECONDS, time_to_db=self.catalog.db_time,
+        )
         try:
             last_backfill = time.monotonic()
             for batch in reader:
@@ -322,10 +312,6 @@ class Ingestor:
                 log.close()
             self._flush(report)
         return report
-
-    def _after_fork(self) -> None:
-        """In a forked reader: never touch the parent's pooled connections."""
-        self.catalog.engine.dispose(close=False)
 
     def _saved_position(self, path: Path) -> LogPosition | None:
         saved = self.catalog.get_cursor(cursor_key(path))
