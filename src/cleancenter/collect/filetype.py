@@ -12,6 +12,20 @@ HEAD_SIZE = 4096
 ARCHIVE_TYPES = frozenset({"zip", "7z"})
 
 
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty zip
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!\x1a\x07", "rar"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"%PDF-", "pdf"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"),
+    (b"#!", "script"),
+)
+
+
 def sniff(head: bytes) -> str:
     """Name the type of a file from its first bytes (at least 1 KiB for PE files)."""
     if not head:
@@ -20,27 +34,10 @@ def sniff(head: bytes) -> str:
         return _pe_kind(head)
     if head.startswith(b"\x7fELF"):
         return "elf64" if head[4:5] == b"\x02" else "elf32"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
-    if head.startswith(b"Rar!\x1a\x07"):
-        return "rar"
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"%PDF-"):
-        return "pdf"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
-    if head.startswith(b"#!"):
-        return "script"
-    if _looks_textual(head):
-        return "text"
-    return "data"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return "text" if _looks_textual(head) else "data"
 
 
 def _pe_kind(head: bytes) -> str:
