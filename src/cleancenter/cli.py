@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cleancenter import __version__
+from cleancenter.analyze.cli import analyze_command, rules_app
 from cleancenter.center import Center
 from cleancenter.collect.cli import ingest_app
 from cleancenter.config import SETTINGS, ConfigError, load_settings
@@ -75,6 +76,8 @@ app.add_typer(store_app, name="store")
 app.add_typer(samples_app, name="samples")
 app.add_typer(events_app, name="events")
 app.add_typer(ingest_app, name="ingest")
+app.command("analyze")(analyze_command)
+app.add_typer(rules_app, name="rules")
 app.command("demo")(demo_command)
 
 

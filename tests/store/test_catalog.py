@@ -35,13 +35,30 @@ def new_sample(data: bytes, seen: datetime, names: tuple[str, ...] = (), tags: t
     return NewSample(d.sha256, d.md5, d.sha1, d.size, file_type, seen, names, tags)
 
 
+HEAD = "0002"
+
+
 def test_schema_is_migrated_to_head(center: Center) -> None:
-    assert center.catalog.schema_revision() == "0001"
+    assert center.catalog.schema_revision() == HEAD
     tables = set(inspect(center.catalog.engine).get_table_names())
     assert {"sample", "sample_name", "sample_tag", "relation", "event", "ingest_cursor",
-            "ingest_error", "alembic_version"} <= tables
+            "ingest_error", "report", "ioc", "sample_ioc", "analyst_label",
+            "alembic_version"} <= tables
     center.catalog.migrate()  # a second time is a no-op
+    assert center.catalog.schema_revision() == HEAD
+
+
+def test_migrations_go_down_and_up_again(center: Center) -> None:
+    from alembic import command
+
+    cfg = center.catalog._alembic_config()
+    with center.catalog.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
     assert center.catalog.schema_revision() == "0001"
+    assert "report" not in inspect(center.catalog.engine).get_table_names()
+    center.catalog.migrate()
+    assert center.catalog.schema_revision() == HEAD
 
 
 def test_add_samples_is_idempotent_and_widens_seen_times(center: Center) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from cleancenter.analyze.render import render_report
+from cleancenter.analyze.service import report_for
 from cleancenter.center import Center
 from cleancenter.console import (
     EXIT_FOUND,
@@ -163,7 +165,9 @@ def samples_show(
     if sample is None:
         raise fail(f"no sample matches {reference!r}", EXIT_FOUND)
     data = sample.to_dict()
+    report = report_for(center.catalog, sample.sha256)
     if as_json:
+        data["report"] = report.model_dump(mode="json") if report else None
         print_json(data)
         return
     for key in ("sha256", "sha1", "md5", "size", "file_type", "first_seen", "last_seen",
@@ -175,6 +179,11 @@ def samples_show(
         out.print(f"{'parent':>15}: {rel['sha256']} ({rel['kind']})")
     for rel in sample.children:
         out.print(f"{'child':>15}: {rel['sha256']} ({rel['kind']})")
+    if report is not None:
+        out.print()
+        render_report(report, out)
+    else:
+        out.print(f"{'analysis':>15}: none yet (cleancenter analyze {sample.sha256[:12]})")
 
 
 @events_app.command("list")

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -63,9 +64,11 @@ class Sample(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     ssdeep: Mapped[str | None] = mapped_column(String(255))
-    tlsh: Mapped[str | None] = mapped_column(String(80))
+    tlsh: Mapped[str | None] = mapped_column(String(80), index=True)
     imphash: Mapped[str | None] = mapped_column(String(32))
     analysis_state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    verdict: Mapped[str | None] = mapped_column(String(16))  # the latest, analyst's first
+    family: Mapped[str | None] = mapped_column(String(128), index=True)
 
 
 class SampleName(Base):
@@ -132,6 +135,59 @@ class Event(Base):
     url: Mapped[str | None] = mapped_column(Text)
     sample_sha256: Mapped[str | None] = mapped_column(String(64))
     raw: Mapped[str] = mapped_column(Text)
+
+
+class AnalysisReport(Base):
+    """One analysis of one sample by one analyzer version (re-running it is a no-op)."""
+
+    __tablename__ = "report"
+    __table_args__ = (UniqueConstraint("sha256", "analyzer_version", name="uq_report_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    analyzer_version: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(16))
+    family: Mapped[str | None] = mapped_column(String(128))
+    packer: Mapped[str | None] = mapped_column(String(64))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    error_count: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Ioc(Base):
+    __tablename__ = "ioc"
+    __table_args__ = (UniqueConstraint("type", "value", name="uq_ioc"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(2048))
+
+
+class SampleIoc(Base):
+    __tablename__ = "sample_ioc"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ioc_id: Mapped[int] = mapped_column(
+        ForeignKey("ioc.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class AnalystLabel(Base):
+    """An analyst's verdict and/or family for a sample: kept with who and when, and it
+    wins over automatic results."""
+
+    __tablename__ = "analyst_label"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    verdict: Mapped[str | None] = mapped_column(String(16))
+    family: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class IngestCursor(Base):
