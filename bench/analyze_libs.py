@@ -23,6 +23,7 @@ clam.exe, busybox for 9 CPUs, UPX-packed copies) plus about 200 ELF files of thi
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as metadata
 import io
 import json
 import math
@@ -66,6 +67,18 @@ UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
 PE_NAME = re.compile(r"\bPE32|\bPE\b|MS-DOS|MS Windows|Windows Executable|\bDLL\b", re.I)
 ELF_NAME = re.compile(r"\bELF\b")
 SYSTEM_ELF_MAX = 32 * 2**20
+DISTRIBUTIONS = (
+    "lief",
+    "pefile",
+    "pyelftools",
+    "ssdeep",
+    "ppdeep",
+    "py-tlsh",
+    "yara-x",
+    "yara-python",
+    "python-magic",
+    "puremagic",
+)
 
 
 @dataclass
@@ -456,13 +469,8 @@ def main() -> None:
     if args.json:
         out = {
             "machine": machine(),
-            "versions": {
-                "lief": lief.__version__,
-                "pefile": pefile.__version__,
-                "yara-python": yara.__version__,
-                "yara-x": getattr(yara_x, "__version__", "?"),
-                "puremagic": puremagic.__version__,
-            },
+            "versions": {d: metadata.version(d) for d in DISTRIBUTIONS}
+            | {"libmagic": str(getattr(magic, "version", lambda: "?")())},
             "corpus": {g: {"files": groups[g], "bytes": group_bytes[g]} for g in groups},
             "wall_s": result["wall_s"],
             "compile_s": result["compile"],

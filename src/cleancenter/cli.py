@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cleancenter import __version__
-from cleancenter.analyze.cli import analyze_command, rules_app
+from cleancenter.analyze.cli import analyze_command, mark_command, rules_app, similar_command
 from cleancenter.center import Center
 from cleancenter.collect.cli import ingest_app
 from cleancenter.config import SETTINGS, ConfigError, load_settings
@@ -78,6 +78,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(ingest_app, name="ingest")
 app.command("analyze")(analyze_command)
 app.add_typer(rules_app, name="rules")
+samples_app.command("mark")(mark_command)
+samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)
 
 

@@ -9,6 +9,7 @@ Nothing is ever executed but the ``upx`` packer itself, on copies of system prog
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import site
@@ -28,6 +29,7 @@ from cleancenter.collect.ingest import Ingestor, IngestReport
 from cleancenter.config import load_settings
 from cleancenter.console import EXIT_ERROR, EXIT_OK, RichProgress, err, out, print_json
 from cleancenter.store.queries import event_kind_counts, store_counts
+from cleancenter.textsafe import for_console
 
 MARKER = ".cleancenter-demo"
 DEFAULT_DEMO_DIR = Path("cleancenter-demo")
@@ -171,6 +173,7 @@ def demo_command(
             if inputs.dionaea:
                 reports["dionaea"] = Ingestor(demo.catalog, demo.blobs, progress=progress
                                               ).ingest_dionaea(inputs.dionaea)
+        analysis = analyze_demo(demo, inputs, as_json)
         with demo.catalog.engine.connect() as conn:
             counts = store_counts(conn)
             kinds = event_kind_counts(conn)
@@ -187,6 +190,7 @@ def demo_command(
         "samples_by_type": types,
         "events_by_kind": kinds,
         "ingest": {name: r.to_dict() for name, r in reports.items()},
+        "analysis": analysis,
     }
     if as_json:
         print_json(summary)
@@ -196,6 +200,45 @@ def demo_command(
         err.print("[red]the demo collected no samples[/]")
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
+
+
+def analyze_demo(demo: Center, inputs: DemoInputs, quiet: bool) -> dict[str, Any]:
+    """Register the corpus's community rule packs, analyze every sample, sum it up."""
+    from cleancenter.analyze.cli import rules_dirs, run_analysis
+    from cleancenter.analyze.yara_rules import add_pack
+
+    registry, _ = rules_dirs(demo)
+    packs = []
+    for name in ("reversinglabs", "elastic", "signature-base"):
+        folder = corpus_dir() / "yara" / name
+        if folder.is_dir():
+            add_pack(registry, name, folder)
+            packs.append(name)
+    inputs.notes.append(f"rule packs: {', '.join(packs) or 'none (no corpus)'}")
+    with RichProgress(enabled=not quiet) as progress:
+        summary = run_analysis(demo, None, all_pending=True, progress=progress)
+    with demo.catalog.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT s.sha256, s.verdict, s.family, r.packer, r.body FROM sample s "
+            "JOIN report r ON r.sha256 = s.sha256 ORDER BY s.first_seen").all()
+    samples = []
+    for sha256, verdict, family, packer, body in rows:
+        report = json.loads(body)
+        samples.append({
+            "sha256": sha256, "name": _first_name(demo, sha256), "verdict": verdict,
+            "family": family, "packer": packer, "unpacked": report["unpacked"],
+            "iocs": len(report["iocs"]), "yara": [m["rule"] for m in report["yara"]][:3],
+            "type": report["identity"]["description"],
+        })
+    return {"summary": summary.to_dict(), "samples": samples}
+
+
+def _first_name(center: Center, sha256: str) -> str | None:
+    from cleancenter.store.queries import get_sample
+
+    with center.catalog.engine.connect() as conn:
+        sample = get_sample(conn, sha256)
+    return sample.names[0] if sample and sample.names else None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -215,5 +258,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for key, value in summary["events_by_kind"].items():
         kinds.add_row(key, str(value))
     out.print(kinds)
-    out.print(f"next: cleancenter --data-dir {summary['data_dir']} samples list")
+    analysis = summary["analysis"]
+    table = Table("sample", "type", "verdict", "packer", "family", "IOCs", "YARA",
+                  title="analysis")
+    for row in analysis["samples"]:
+        name = for_console(row["name"] or row["sha256"][:16])
+        packer = (row["packer"] or "-") + (" (unpacked)" if row["unpacked"] else "")
+        table.add_row(name, for_console(row["type"]), row["verdict"] or "-", packer,
+                      for_console(row["family"]) or "-", str(row["iocs"]),
+                      for_console(", ".join(row["yara"])))
+    out.print(table)
+    s = analysis["summary"]
+    out.print(f"analyzed {s['analyzed']}, failed {s['failed']}, unpacked children "
+              f"{s['children']}; verdicts: {s['verdicts']}")
+    out.print(f"next: cleancenter --data-dir {summary['data_dir']} samples show <sha256>")
     _ = sys.stdout.flush()

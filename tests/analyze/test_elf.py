@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
@@ -54,7 +55,9 @@ def _pyelftools_truth(data: bytes) -> tuple[list[str], set[str]]:
     """DT_NEEDED and the symbol names, as pyelftools reads them."""
     elf = ELFFile(io.BytesIO(data))
     dynamic = elf.get_section_by_name(".dynamic")
-    needed = [t.needed for t in dynamic.iter_tags("DT_NEEDED")] if dynamic else []
+    needed = []
+    if isinstance(dynamic, DynamicSection):
+        needed = [getattr(t, "needed", "") for t in dynamic.iter_tags("DT_NEEDED")]
     names = {
         sym.name for section in elf.iter_sections() if isinstance(section, SymbolTableSection)
         for sym in section.iter_symbols()

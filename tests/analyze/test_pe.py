@@ -58,7 +58,8 @@ def _pefile_imphash(data: bytes) -> str | None:
     pe.parse_data_directories(
         directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]]
     )
-    return pe.get_imphash() or None
+    value = pe.get_imphash()
+    return str(value) if value else None
 
 
 def _lfanew(data: bytes) -> int:
@@ -74,8 +75,8 @@ def _patch(data: bytes, offset: int, fmt: str, *values: int) -> bytes:
 def _section_header(data: bytes, name: str) -> int:
     """File offset of the section table entry called ``name``."""
     lfanew = _lfanew(data)
-    (count,) = struct.unpack_from("<H", data, lfanew + 6)
-    (opt_size,) = struct.unpack_from("<H", data, lfanew + 20)
+    count = int(struct.unpack_from("<H", data, lfanew + 6)[0])
+    opt_size = int(struct.unpack_from("<H", data, lfanew + 20)[0])
     table = lfanew + 24 + opt_size
     for index in range(count):
         at = table + 40 * index

@@ -16,8 +16,8 @@ from cleancenter.center import Center
 from cleancenter.cli import app
 from cleancenter.collect.ingest import Ingestor
 from cleancenter.demo import eicar, windows_launchers
-from cleancenter.store.catalog import RELATION, SAMPLE
 from cleancenter.store.blobs import digest_bytes
+from cleancenter.store.catalog import RELATION, SAMPLE
 
 
 def ingest(center: Center, paths: list[Path]) -> None:
@@ -131,3 +131,49 @@ def test_cli_rules_analyze_and_show(tmp_path: Path, corpus: Path) -> None:
         assert json.loads(out)["report"]["verdict"]["value"] != "malicious"
     code, out = cc("analyze", "--all", "--json")
     assert json.loads(out)["analyzed"] == 0
+
+
+def test_mark_wins_and_similar_lends_the_family(center: Center, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(7)
+    base = bytes(rng.randrange(256) for _ in range(20_000))
+    variant = bytearray(base)
+    for i in range(0, len(variant), 997):
+        variant[i] ^= 0x55  # a close relative: a few bytes changed
+    (tmp_path / "a.bin").write_bytes(base)
+    (tmp_path / "b.bin").write_bytes(bytes(variant))
+    ingest(center, [tmp_path / "a.bin"])
+    svc = service(center, workers=1)
+    svc.run(svc.pending())
+    a = digest_bytes(base).sha256
+    runner = CliRunner()
+    url = center.settings.database_url
+    data = str(center.settings.data_dir)
+
+    def cc(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["--data-dir", data, "--database-url", url, *args])
+        return result.exit_code, result.stdout
+
+    code, out = cc("samples", "mark", a[:12], "--verdict", "malicious", "--family", "gafgyt",
+                   "--note", "seen in the wild", "--author", "tester", "--json")
+    assert code == 0, out
+    assert json.loads(out)["family"] == "Gafgyt"  # through the alias table
+    assert cc("samples", "mark", a, "--verdict", "evil")[0] == 2
+
+    ingest(center, [tmp_path / "b.bin"])
+    svc.run(svc.pending())
+    b = digest_bytes(bytes(variant)).sha256
+    report = report_for(center.catalog, b)
+    assert report is not None and report.family is not None
+    assert report.family.source == "similarity" and report.family.name == "Gafgyt"
+    assert report.family.distance is not None and report.family.distance <= 70
+
+    code, out = cc("samples", "similar", b, "--json")
+    near = json.loads(out)
+    assert near[0]["sha256"] == a and near[0]["family"] == "Gafgyt"
+    code, out = cc("samples", "show", a, "--json")
+    shown = json.loads(out)
+    assert shown["verdict"] == "malicious" and shown["family"] == "Gafgyt"
+    assert shown["analyst_label"]["author"] == "tester"
+    assert shown["report"]["verdict"]["value"] == "unknown"  # the automatic one, kept

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
-from cleancenter.analyze.service import AnalysisService, AnalyzeSummary
+from cleancenter.analyze.family import canonical
+from cleancenter.analyze.service import AnalysisService, AnalyzeSummary, set_label
+from cleancenter.analyze.similarity import similar
 from cleancenter.analyze.yara_rules import (
     RulesError,
     RuleSet,
@@ -24,8 +28,10 @@ from cleancenter.analyze.yara_rules import (
 )
 from cleancenter.center import Center
 from cleancenter.console import EXIT_FOUND, RichProgress, fail, out, parse_when, print_json
+from cleancenter.store.catalog import SAMPLE
 from cleancenter.textsafe import for_console
 
+VERDICTS = ("malicious", "suspicious", "clean", "unknown")
 rules_app = typer.Typer(help="YARA rule packs used by the analysis.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="JSON output.")
 
@@ -192,3 +198,56 @@ def rules_test(
         out.print(f"{len(hits)} of {len(results)} files matched")
     if hits:
         raise typer.Exit(EXIT_FOUND)
+
+
+def mark_command(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="sha256 (or md5/sha1/prefix)."),
+    verdict: str | None = typer.Option(None, "--verdict",
+                                       help="malicious, suspicious, clean or unknown."),
+    family: str | None = typer.Option(None, "--family"),
+    note: str | None = typer.Option(None, "--note"),
+    author: str = typer.Option(os.environ.get("USER", "analyst"), "--author"),
+    as_json: bool = JSON,
+) -> None:
+    """Set an analyst's verdict and/or family; it wins over automatic results."""
+    if verdict is not None and verdict not in VERDICTS:
+        raise fail(f"--verdict must be one of {', '.join(VERDICTS)}")
+    if verdict is None and family is None:
+        raise fail("give --verdict and/or --family")
+    center: Center = ctx.obj
+    (sha256,) = _resolve(center, [reference])
+    label = set_label(center.catalog, sha256, verdict=verdict,
+                      family=canonical(family) if family else None, note=note, author=author)
+    data = {"sha256": sha256, "verdict": label.verdict, "family": label.family,
+            "note": label.note, "author": label.author, "created": label.created.isoformat()}
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"{sha256}: verdict {label.verdict or '-'}, family "
+                  f"{for_console(label.family) or '-'} (by {for_console(author)})")
+
+
+def similar_command(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="sha256 (or md5/sha1/prefix)."),
+    limit: int = typer.Option(10, "--limit", min=1, max=1000),
+    as_json: bool = JSON,
+) -> None:
+    """The samples nearest by TLSH distance (0 = same; under ~70 = close relatives)."""
+    center: Center = ctx.obj
+    (sha256,) = _resolve(center, [reference])
+    with center.catalog.engine.connect() as conn:
+        digest = conn.execute(select(SAMPLE.c.tlsh).where(SAMPLE.c.sha256 == sha256)
+                              ).scalar_one_or_none()
+        if not digest:
+            raise fail(f"{sha256} has no TLSH digest (not analyzed yet, or too small)")
+        found = similar(conn, digest, limit=limit, exclude=sha256)
+    if as_json:
+        print_json([{"sha256": n.sha256, "distance": n.distance, "family": n.family,
+                     "verdict": n.verdict} for n in found])
+        return
+    table = Table("sha256", "TLSH distance", "family", "verdict")
+    for n in found:
+        table.add_row(n.sha256, str(n.distance), for_console(n.family) or "-", n.verdict or "-")
+    out.print(table)

@@ -236,11 +236,11 @@ class _Dynamic:
 
 
 def _lief_config() -> lief.ELF.ParserConfig:
+    """Only what is used; options an older LIEF lacks are left alone."""
     config = lief.ELF.ParserConfig()
-    config.parse_relocations = False
-    config.parse_symbol_versions = False
-    config.parse_notes = False
-    config.parse_overlay = False
+    for option in ("parse_relocations", "parse_symbol_versions", "parse_notes", "parse_overlay"):
+        if hasattr(config, option):
+            setattr(config, option, False)
     return config
 
 

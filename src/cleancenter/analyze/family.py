@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from cleancenter.analyze.report import Family, YaraMatch
+from cleancenter.analyze.verdict import rule_weight
 
 ALIASES: dict[str, str] = {
     "mirai": "Mirai", "okiru": "Mirai", "satori": "Mirai", "masuta": "Mirai",
@@ -27,10 +28,12 @@ _GENERIC = {
     "generic", "trojan", "backdoor", "worm", "virus", "exploit", "hacktool", "downloader",
     "dropper", "ransomware", "cryptominer", "coinminer", "infostealer", "rootkit", "shell",
     "webshell", "pua", "adware", "linux", "win32", "win64", "windows", "multi", "macos",
-    "susp", "apt", "hktl", "mal", "gen", "packer", "suspicious",
+    "susp", "apt", "hktl", "mal", "gen", "packer", "suspicious", "not-a-virus", "elf",
+    "lnx", "win", "just", "informational", "upx", "compressed", "packed", "file",
 }
 _NAME_PARTS = re.compile(r"[._\-]")
-FAMILY_META_KEYS = ("family", "malware_family", "malware", "threat_name")
+FAMILY_META_KEYS = ("family", "malware_family")
+THREAT_NAME_KEYS = ("threat_name", "malware")
 
 
 def canonical(name: str) -> str:
@@ -44,14 +47,26 @@ def from_rule(match: YaraMatch) -> str | None:
         value = match.meta.get(key)
         if isinstance(value, str) and value.strip():
             return canonical(value.split(",")[0])
-    parts = [p for p in _NAME_PARTS.split(match.rule) if p]
+    for key in THREAT_NAME_KEYS:  # "Linux.Trojan.Mirai", "Multi.EICAR.Not-a-virus"
+        value = match.meta.get(key)
+        if isinstance(value, str):
+            name = _from_parts([p for p in _NAME_PARTS.split(value) if p])
+            if name:
+                return name
+    return _from_parts([p for p in _NAME_PARTS.split(match.rule) if p])
+
+
+def _from_parts(parts: list[str]) -> str | None:
     for part in parts:
         if part.lower() in ALIASES:
             return ALIASES[part.lower()]
-    # Platform_Type_Family_xxx: the third part, when the first two are generic words
-    if len(parts) >= 3 and parts[0].lower() in _GENERIC and parts[1].lower() in _GENERIC:
-        candidate = parts[2]
-        if candidate.lower() not in _GENERIC and not re.fullmatch(r"[0-9a-f]{6,}", candidate):
+    # Platform_Type_Family_xxx: the first part after the generic words that lead
+    if len(parts) >= 2 and parts[0].lower() in _GENERIC:
+        for candidate in parts[1:]:
+            if candidate.lower() in _GENERIC:
+                continue
+            if re.fullmatch(r"[0-9a-f]{6,}|\d+", candidate):
+                return None
             return canonical(candidate)
     return None
 
@@ -60,6 +75,8 @@ def family_from_rules(matches: list[YaraMatch]) -> Family | None:
     """The family most rules agree on, with the rules as the reason."""
     votes: dict[str, list[str]] = {}
     for match in matches:
+        if rule_weight(match) != "malicious":
+            continue  # "SUSP_..._UPX_Compressed_File" names a trait, not a family
         name = from_rule(match)
         if name:
             votes.setdefault(name, []).append(f"{match.pack}:{match.rule}")

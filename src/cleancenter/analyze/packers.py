@@ -51,6 +51,7 @@ SECTION_NAMES: dict[str, str] = {
 }
 
 HIGH_ENTROPY = 7.2
+_UPX_STRUCTURE = ("l_info", "PackHeader", "without section headers", "magic altered")
 FEW_IMPORTS = 10
 
 
@@ -113,9 +114,16 @@ def _generic_pe(info: PEInfo, evidence: list[str]) -> Packer:
 def detect_elf_packer(info: ELFInfo, data: bytes, upx_evidence: list[str]) -> Packer:
     """``upx_evidence`` comes from `unpack.looks_like_upx` (the UPX marks in the bytes)."""
     evidence = list(upx_evidence)
+    # UPX's own strings turn up in programs that merely contain or handle UPX (the upx
+    # tool itself); only the structure of a packed file (l_info after the program
+    # headers, a PackHeader, no section table) says the file IS packed
+    structural = [e for e in upx_evidence if any(k in e for k in _UPX_STRUCTURE)]
+    if structural:
+        return Packer(name="UPX", packed=True,
+                      confidence="high" if len(structural) > 1 else "medium",
+                      evidence=evidence)
     if upx_evidence:
-        return Packer(name="UPX", packed=True, confidence="high" if len(evidence) > 1
-                      else "medium", evidence=evidence)
+        evidence.append("UPX strings only, and the file is not laid out as a packed one")
     loads = [s for s in info.segments if s.type == "LOAD"]
     if not info.sections and loads and max(s.entropy for s in loads) >= HIGH_ENTROPY:
         evidence.append("no section headers and a load segment with entropy >= "

@@ -318,11 +318,12 @@ def _add_version_entry(table: dict[str, str], key: str | bytes, value: str | byt
 
 
 def _lief_config() -> lief.PE.ParserConfig:
+    """Only what is used (the security directory's presence needs no signature parse);
+    options an older LIEF lacks are left alone."""
     config = lief.PE.ParserConfig()
-    config.parse_signature = False  # the security directory's presence is enough here
-    config.parse_reloc = False
-    config.parse_exceptions = False
-    config.parse_arm64x_binary = False
+    for option in ("parse_signature", "parse_reloc", "parse_exceptions", "parse_arm64x_binary"):
+        if hasattr(config, option):
+            setattr(config, option, False)
     return config
 
 

@@ -27,14 +27,16 @@ from sqlalchemy import Connection, Table, func, select, update
 
 from cleancenter.analyze.pipeline import Outcome, StaticAnalyzer
 from cleancenter.analyze.report import ANALYZER_VERSION, Report
+from cleancenter.analyze.similarity import family_by_neighbour
 from cleancenter.collect.filetype import HEAD_SIZE, sniff
 from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import SAMPLE, SAMPLE_NAME, Catalog, NewSample, utcnow
-from cleancenter.store.models import AnalysisReport, Ioc, SampleIoc
+from cleancenter.store.models import AnalysisReport, AnalystLabel, Ioc, SampleIoc
 
 REPORT = cast(Table, AnalysisReport.__table__)
 IOC = cast(Table, Ioc.__table__)
 SAMPLE_IOC = cast(Table, SampleIoc.__table__)
+LABEL = cast(Table, AnalystLabel.__table__)
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MEMORY = 2 << 30
@@ -234,7 +236,12 @@ class AnalysisService:
             self.blobs.abort_batch()
             self.blobs.end_batch()
         report.unpacked = [digests.sha256 for digests, _, _ in stored]
-        body = report.model_dump_json() if stored else result.report_json
+        changed = bool(stored)
+        if report.family is None and report.hashes.tlsh:
+            with self.catalog.engine.connect() as conn:
+                report.family = family_by_neighbour(conn, report.hashes.tlsh, report.sha256)
+            changed = changed or report.family is not None
+        body = report.model_dump_json() if changed else result.report_json
         with self.catalog.transaction() as conn:
             inserted = self._insert_report(conn, report, body)
             if not inserted:
@@ -266,10 +273,15 @@ class AnalysisService:
             packer=report.packer.name, duration_ms=report.timings_ms.get("total", 0.0),
             error_count=len(report.errors), body=body,
         ))
+        verdict: str | None = report.verdict.value
+        family = report.family.name if report.family else None
+        label = latest_label(conn, report.sha256)
+        if label is not None:  # the analyst's word wins over the automatic one
+            verdict = label.verdict or verdict
+            family = label.family or family
         conn.execute(update(SAMPLE).where(SAMPLE.c.sha256 == report.sha256).values(
             analysis_state="done", ssdeep=report.hashes.ssdeep, tlsh=report.hashes.tlsh,
-            imphash=report.hashes.imphash, verdict=report.verdict.value,
-            family=report.family.name if report.family else None,
+            imphash=report.hashes.imphash, verdict=verdict, family=family,
         ))
         return True
 
@@ -286,6 +298,43 @@ class AnalysisService:
                 for key, offset in pairs.items() if key in ids]
         if rows:
             conn.execute(self.catalog._insert_ignore(SAMPLE_IOC, ["sha256", "ioc_id"]), rows)
+
+
+@dataclass(frozen=True)
+class Label:
+    verdict: str | None
+    family: str | None
+    note: str | None
+    author: str
+    created: datetime
+
+
+def latest_label(conn: Connection, sha256: str) -> Label | None:
+    row = conn.execute(
+        select(LABEL.c.verdict, LABEL.c.family, LABEL.c.note, LABEL.c.author, LABEL.c.created)
+        .where(LABEL.c.sha256 == sha256).order_by(LABEL.c.id.desc()).limit(1)
+    ).first()
+    return Label(*row) if row else None
+
+
+def set_label(catalog: Catalog, sha256: str, *, verdict: str | None, family: str | None,
+              note: str | None, author: str) -> Label:
+    """Record an analyst's verdict/family (kept with who and when) and apply it."""
+    now = utcnow()
+    with catalog.transaction() as conn:
+        previous = latest_label(conn, sha256)
+        verdict = verdict or (previous.verdict if previous else None)
+        family = family or (previous.family if previous else None)
+        conn.execute(LABEL.insert().values(sha256=sha256, verdict=verdict, family=family,
+                                           note=note, author=author, created=now))
+        values: dict[str, Any] = {}
+        if verdict:
+            values["verdict"] = verdict
+        if family:
+            values["family"] = family
+        if values:
+            conn.execute(update(SAMPLE).where(SAMPLE.c.sha256 == sha256).values(**values))
+    return Label(verdict, family, note, author, now)
 
 
 def report_for(catalog: Catalog, sha256: str) -> Report | None:

@@ -6,9 +6,10 @@ from typing import Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import select
 
 from cleancenter.analyze.render import render_report
-from cleancenter.analyze.service import report_for
+from cleancenter.analyze.service import latest_label, report_for
 from cleancenter.center import Center
 from cleancenter.console import (
     EXIT_FOUND,
@@ -18,7 +19,7 @@ from cleancenter.console import (
     parse_when,
     print_json,
 )
-from cleancenter.store.catalog import CatalogError
+from cleancenter.store.catalog import SAMPLE, CatalogError
 from cleancenter.store.queries import (
     EventFilter,
     SampleFilter,
@@ -166,6 +167,14 @@ def samples_show(
         raise fail(f"no sample matches {reference!r}", EXIT_FOUND)
     data = sample.to_dict()
     report = report_for(center.catalog, sample.sha256)
+    with center.catalog.engine.connect() as conn:
+        label = latest_label(conn, sample.sha256)
+        data["verdict"], data["family"] = conn.execute(
+            select(SAMPLE.c.verdict, SAMPLE.c.family).where(SAMPLE.c.sha256 == sample.sha256)
+        ).one()
+    data["analyst_label"] = None if label is None else {
+        "verdict": label.verdict, "family": label.family, "note": label.note,
+        "author": label.author, "created": label.created.isoformat()}
     if as_json:
         data["report"] = report.model_dump(mode="json") if report else None
         print_json(data)
@@ -173,6 +182,12 @@ def samples_show(
     for key in ("sha256", "sha1", "md5", "size", "file_type", "first_seen", "last_seen",
                 "analysis_state", "ssdeep", "tlsh", "imphash", "event_count"):
         out.print(f"{key:>15}: {for_console(str(data[key]))}")
+    out.print(f"{'verdict':>15}: {data['verdict'] or '-'}   family: "
+              f"{for_console(data['family']) or '-'}")
+    if label is not None:
+        out.print(f"{'analyst':>15}: {for_console(label.author)} on {label.created:%Y-%m-%d}: "
+                  f"{label.verdict or '-'} / {for_console(label.family) or '-'}"
+                  + (f" ({for_console(label.note)})" if label.note else ""))
     out.print(f"{'names':>15}: " + for_console(", ".join(sample.names)))
     out.print(f"{'tags':>15}: " + for_console(", ".join(sample.tags)))
     for rel in sample.parents:
