@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import cProfile
 import functools
 import hashlib
 import importlib.metadata as metadata
 import json
 import multiprocessing
 import os
+import pstats
 import re
 import sys
 import tempfile
@@ -320,15 +322,18 @@ class SingleProcess:
         m = self.m
         data: bytes = m.bare_read.add(s.path.read_bytes)
         calls: list[tuple[str, Callable[[], Any]]] = [
-            ("parse", lambda: lief.parse(data)),
+            # each returns a plain value, so the library's objects die inside the clock
+            ("parse", lambda: lief.parse(data) is not None or None),
             ("hashes", lambda: hashes(data)),
             ("yara", lambda: scan_all(self.scanners, data)),
             ("strings", lambda: strings(data)),
-            ("parse, pipeline's LIEF config", lambda: lief_pipeline_config(s.kind, data)),
+            ("parse, pipeline's LIEF config",
+             lambda: lief_pipeline_config(s.kind, data) is not None or None),
         ]
         merged = self.merged
         if merged is not None:
-            calls.append(("yara, 3 packs in one Rules", lambda: merged.scan(data)))
+            calls.append(("yara, 3 packs in one Rules",
+                          lambda: len(merged.scan(data).matching_rules)))
         total = 0.0
         for name, fn in calls:
             clock = m.bare_clock(name)
@@ -413,6 +418,29 @@ def two_cores(samples: list[Sample], rules: RuleSet, cache_dir: Path,
         "samples_per_s": len(samples) / wall, "task_errors": errors,
         "stages_ms": dict(stages),
     }
+
+
+# ---------------------------------------------------------------- profile (attribution only)
+
+
+def profile(samples: list[Sample], rules: RuleSet, top: int) -> list[dict[str, Any]]:
+    """cProfile of ``analyze`` over the corpus, after the timed runs: which functions the
+    stages' time goes to (the profiler's overhead inflates Python-heavy code)."""
+    analyzer = StaticAnalyzer(scanner=rules, unpack=False)
+    prof = cProfile.Profile()
+    for s in samples:
+        data = s.path.read_bytes()
+        prof.runcall(functools.partial(analyzer.analyze, data, name=s.path.name))
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = (
+        pstats.Stats(prof).stats)  # type: ignore[attr-defined]
+    repo = str(Path(__file__).resolve().parent.parent) + "/"
+    rows: list[dict[str, Any]] = []
+    for (path, line, func), (_cc, calls, own, cum, _callers) in stats.items():
+        where = path.replace(repo, "").split("site-packages/")[-1]
+        rows.append({"function": f"{where}:{line}({func})" if line else func,
+                     "calls": calls, "own_s": own, "cumulative_s": cum})
+    rows.sort(key=lambda r: -float(r["own_s"]))
+    return rows[:top]
 
 
 # ---------------------------------------------------------------- report
@@ -531,6 +559,11 @@ def tables(out: dict[str, Any], samples: list[Sample]) -> str:
         "| --- | ---: | ---: |",
     ]
     lines += [f"| {k} | {c['wall_s']:.2f} | {c['cpu_s']:.2f} |" for k, c in calls.items()]
+    if out.get("profile"):
+        lines += ["", "| cProfile of `analyze`, by own time | calls | own s | cumulative s |",
+                  "| --- | ---: | ---: | ---: |"]
+        lines += [f"| `{r['function']}` | {r['calls']:,} | {r['own_s']:.2f} "
+                  f"| {r['cumulative_s']:.2f} |" for r in out["profile"]]
     lines += ["", "| group | files | MiB | pipeline ms/file | naive ms/file | bare sum ms/file |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for group, ms in s["groups"].items():
@@ -560,6 +593,9 @@ def main() -> None:
                         "$BENCH_TMP or /var/tmp, cleancenter-bench/rules-cache)")
     parser.add_argument("--no-merged", action="store_true",
                         help="skip the one-Rules YARA measurement (and its compile)")
+    parser.add_argument("--profile", type=int, default=0, metavar="TOP",
+                        help="after the timed runs, cProfile `analyze` over the corpus and "
+                        "list the TOP functions by own time")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
     lief.logging.disable()
@@ -582,6 +618,9 @@ def main() -> None:
     print("  2 cores ...", file=sys.stderr, flush=True)
     pool = two_cores(samples, rules, cache_dir, args.workers)
     out["summary"] = summarize(samples, measures, pool)
+    if args.profile:
+        print("  profile ...", file=sys.stderr, flush=True)
+        out["profile"] = profile(samples, rules, args.profile)
     out["machine"]["load_avg_at_end"] = os.getloadavg()
     md = tables(out, samples)
     out["table_md"] = md
