@@ -157,6 +157,7 @@ class Measures:
     bare_read: Clock = field(default_factory=Clock)
     bare: dict[str, Clock] = field(default_factory=dict)
     bare_failures: list[str] = field(default_factory=list)
+    yara_matches: Counter[str] = field(default_factory=Counter)  # 3 scanners vs one Rules
     groups: dict[str, defaultdict[str, float]] = field(default_factory=dict)  # ms per group
 
     def bare_clock(self, name: str) -> Clock:
@@ -346,6 +347,8 @@ class SingleProcess:
                 continue
             if result is None:  # lief says "not parsed" with None
                 m.bare_failures.append(f"{s.group}:{s.path.name}: {name}: None")
+            if name.startswith("yara"):
+                m.yara_matches[name] += int(result)
             if name in BARE:
                 total += clock.wall - before
         m.group(s, "bare", total)
@@ -489,6 +492,7 @@ def summarize(samples: list[Sample], m: Measures, pool: dict[str, Any]) -> dict[
             "sum_s": bare_sum,
             "samples_per_s_of_sum": n / bare_sum,
             "failures": m.bare_failures,
+            "yara_matches": dict(m.yara_matches),
         },
         "ratio_pipeline_to_bare_sum": analyze / bare_sum,
         "ratio_pipeline_to_bare_sum_pipeline_lief_config": analyze / (
@@ -553,7 +557,9 @@ def tables(out: dict[str, Any], samples: list[Sample]) -> str:
         f"start-up {pool['startup_s']:.1f} s (not in its rate), scaling "
         f"{s['scaling_2_cores']:.2f}x over 1 process; ratio with LIEF under the pipeline's "
         f"`ParserConfig` as the parse floor: "
-        f"{s['ratio_pipeline_to_bare_sum_pipeline_lief_config']:.2f}.",
+        f"{s['ratio_pipeline_to_bare_sum_pipeline_lief_config']:.2f}; rule matches found by "
+        "the bare YARA calls: " + ", ".join(f"{k} {v:,}" for k, v in bare["yara_matches"].items())
+        + ".",
         "",
         "| bare call alone | wall s | CPU s |",
         "| --- | ---: | ---: |",

@@ -16,28 +16,33 @@ import numpy as np
 __all__ = ["RegionDigests", "shannon", "shannon_regions"]
 
 
-def _from_counts(counts: Iterable[int], n: int) -> float:
+def _from_counts(counts: Iterable[int] | np.ndarray, n: int) -> float:
     if n == 0:
         return 0.0
-    total = sum(c * log2(c) for c in counts if c)
+    c = np.asarray(counts if isinstance(counts, np.ndarray) else list(counts),
+                   dtype=np.float64)
+    c = c[c > 0]
+    total = float(np.dot(c, np.log2(c)))
     # H = log2(n) - (1/n) * sum(c * log2(c)); clamp the float rounding noise to 0..8.
     return min(8.0, max(0.0, log2(n) - total / n))
 
 
+def _counts(view: memoryview) -> np.ndarray:
+    if not len(view):
+        return np.zeros(256, dtype=np.int64)
+    return np.bincount(np.frombuffer(view, dtype=np.uint8), minlength=256)
+
+
 def histogram(data: bytes | bytearray | memoryview) -> list[int]:
     """How many times each byte value occurs (256 counts)."""
-    view = memoryview(data).cast("B")
-    if not len(view):
-        return [0] * 256
-    counts: list[int] = np.bincount(np.frombuffer(view, dtype=np.uint8),
-                                    minlength=256).tolist()
+    counts: list[int] = _counts(memoryview(data).cast("B")).tolist()
     return counts
 
 
 def shannon(data: bytes | bytearray | memoryview) -> float:
     """Shannon entropy of ``data`` in bits per byte: 0.0 (empty or one value) to 8.0."""
     view = memoryview(data).cast("B")
-    return _from_counts(histogram(view), len(view))
+    return _from_counts(_counts(view), len(view))
 
 
 def shannon_regions(data: bytes, regions: Iterable[tuple[int, int]]) -> list[float]:
@@ -60,20 +65,14 @@ def shannon_regions(data: bytes, regions: Iterable[tuple[int, int]]) -> list[flo
     needed: set[int] = set()
     for low, high in spans:
         needed.update(range(index[low], index[high]))
-    view = memoryview(data)
-    running = [[0] * 256]
+    view = memoryview(data).cast("B")
+    running = np.zeros((max(len(cuts), 1), 256), dtype=np.int64)
     for i in range(len(cuts) - 1):
-        totals = running[-1].copy()
+        running[i + 1] = running[i]
         if i in needed:
-            for value, count in enumerate(histogram(view[cuts[i] : cuts[i + 1]])):
-                if count:
-                    totals[value] += count
-        running.append(totals)
-    out = []
-    for low, high in spans:
-        before, after = running[index[low]], running[index[high]]
-        out.append(_from_counts((a - b for a, b in zip(after, before, strict=True)), high - low))
-    return out
+            running[i + 1] += _counts(view[cuts[i] : cuts[i + 1]])
+    return [_from_counts(running[index[high]] - running[index[low]], high - low)
+            for low, high in spans]
 
 
 class RegionDigests:

@@ -34,6 +34,7 @@ from cleancenter.analyze.report import (
 )
 from cleancenter.analyze.strings import scan_strings
 from cleancenter.analyze.unpack import looks_like_upx, unpack_upx
+from cleancenter.analyze.yara_rules import thor_filetype
 
 T = TypeVar("T")
 
@@ -123,8 +124,9 @@ class StaticAnalyzer:
             report.iocs = stages.run("iocs", lambda: find_iocs(table)) or []
         if self.scanner is not None:
             scanner = self.scanner
+            filetype = thor_filetype(identity.kind, identity.subtype)  # signature-base's words
             report.yara = stages.run("yara", lambda: scanner.scan(
-                data, filename=name, filepath=name, filetype=identity.kind)) or []
+                data, filename=name, filepath=name, filetype=filetype)) or []
 
         children: list[Child] = []
         with stages.timed("packer"):
