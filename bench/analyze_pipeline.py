@@ -82,12 +82,11 @@ from tests.material import (
     wheel_pe,
 )
 
-from common import corpus, machine
+from common import corpus, machine, spread, system_elfs
 
 PACKS = ("reversinglabs", "elastic", "signature-base")
 ASCII = re.compile(rb"[\x20-\x7e]{4,}")
 UTF16 = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
-SYSTEM_ELF_MAX = 32 * 2**20
 SYSTEM_ELFS = 300
 TASK_TIMEOUT = service.DEFAULT_TIMEOUT
 GOAL_RATE_2_CORES = 80.0
@@ -168,40 +167,6 @@ class Measures:
 
 
 # ---------------------------------------------------------------- corpus
-
-
-def is_elf(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-def spread(items: list[Path], n: int) -> list[Path]:
-    """n items evenly spaced through a sorted list: a stable, unbiased sample."""
-    if len(items) <= n:
-        return items
-    step = len(items) / n
-    return [items[int(i * step)] for i in range(n)]
-
-
-def system_elfs(n: int) -> list[Path]:
-    """About n real ELF files of this machine, half programs, half shared libraries."""
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for pattern in ("usr/bin/*", "usr/lib/x86_64-linux-gnu/*.so*"):
-        found: list[Path] = []
-        for p in sorted(Path("/").glob(pattern)):
-            real = p.resolve()
-            if real in seen or not real.is_file() or not is_elf(real):
-                continue
-            if real.stat().st_size > SYSTEM_ELF_MAX:
-                continue
-            seen.add(real)
-            found.append(real)
-        out += spread(found, n // 2)
-    return out
 
 
 def build_corpus(limit: int | None) -> list[Sample]:

@@ -94,3 +94,40 @@ def pg_schema_url() -> Iterator[str]:
 def sqlite_url() -> Iterator[tuple[str, Path]]:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/var/tmp")) as d:
         yield f"sqlite:///{d}/data/catalog.sqlite", Path(d) / "data"
+
+
+SYSTEM_ELF_MAX = 32 * 2**20  # bigger system files are left out of the corpus
+
+
+def is_elf(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def spread(items: list[Path], n: int) -> list[Path]:
+    """n items evenly spaced through a sorted list: a stable, unbiased sample."""
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def system_elfs(n: int) -> list[Path]:
+    """About n real ELF files of this machine, half programs, half shared libraries."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for pattern in ("usr/bin/*", "usr/lib/x86_64-linux-gnu/*.so*"):
+        found: list[Path] = []
+        for p in sorted(Path("/").glob(pattern)):
+            real = p.resolve()
+            if real in seen or not real.is_file() or not is_elf(real):
+                continue
+            if real.stat().st_size > SYSTEM_ELF_MAX:
+                continue
+            seen.add(real)
+            found.append(real)
+        out += spread(found, n // 2)
+    return out
