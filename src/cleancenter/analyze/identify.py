@@ -43,12 +43,14 @@ _SHEBANG = re.compile(rb"^#!\s*(?:/usr)?(?:/local)?/(?:s?bin/)?(?:env\s+)?([\w.+
 _SCRIPT_HINTS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("ps1", re.compile(rb"(?i)(?:\$env:|\bInvoke-(?:Expression|WebRequest)\b|\bNew-Object\b|"
                        rb"\bSet-ExecutionPolicy\b|\bparam\s*\(|\bWrite-Host\b)")),
-    ("vbs", re.compile(rb"(?i)(?:\bWScript\.|\bCreateObject\s*\(|\bDim\s+\w+|\bEnd\s+Sub\b|"
-                       rb"\bOn Error Resume Next\b)")),
+    # JavaScript before VBScript: JScript droppers call WScript too, but VBScript has no
+    # "var x =" and writes Function with a capital
+    ("js", re.compile(rb"(?:\bActiveXObject\s*\(|\bvar\s+\w+\s*=|\bfunction\s*\w*\s*\(|"
+                      rb"\bdocument\.write\s*\(|\beval\s*\()")),
+    ("vbs", re.compile(rb"(?i)(?:\bSet\s+\w+\s*=\s*(?:W?Script\.)?CreateObject\s*\(|"
+                       rb"\bDim\s+\w+|\bEnd\s+(?:Sub|Function)\b|\bOn Error Resume Next\b)")),
     ("bat", re.compile(rb"(?im)(?:^\s*@echo\s+off|^\s*set\s+\w+=|%~dp0|^\s*goto\s+:?\w+|"
                        rb"^\s*rem\s)")),
-    ("js", re.compile(rb"(?:\bActiveXObject\s*\(|\bfunction\s*\w*\s*\(|\bvar\s+\w+\s*=|"
-                      rb"\bdocument\.write\s*\(|\beval\s*\()")),
     ("sh", re.compile(rb"(?m)(?:^\s*(?:cd|chmod|wget|curl|busybox|rm|echo)\s[^\n]*(?:;|&&|\|)|"
                       rb"\bchmod\s+\+?[0-7x]+\b)")),
 )
@@ -122,7 +124,9 @@ def _pe_identity(data: bytes, magic_text: str | None, mime: str | None) -> Ident
                 rva, size = struct.unpack_from("<II", data, clr)
                 dotnet = rva != 0 and size != 0
     cpu = PE_MACHINES.get(machine, f"pe-machine-{machine:#x}")
-    if subsystem == SUBSYSTEM_NATIVE and not characteristics & IMAGE_FILE_DLL:
+    if subsystem == SUBSYSTEM_NATIVE:
+        # kernel drivers (export drivers carry the DLL flag too); native user-mode
+        # programs (smss.exe) look the same from the headers alone
         subtype = "driver"
     elif characteristics & IMAGE_FILE_DLL:
         subtype = "dll"
