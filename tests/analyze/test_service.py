@@ -112,7 +112,7 @@ def test_cli_rules_analyze_and_show(tmp_path: Path, corpus: Path) -> None:
     assert json.loads(out)["rules"] > 2000
     (tmp_path / "eicar.com").write_bytes(eicar())
     launcher = windows_launchers()[:1]
-    assert cc("ingest", str(tmp_path / "eicar.com"), *map(str, launcher))[0] == 0
+    assert cc("ingest", "--no-analyze", str(tmp_path / "eicar.com"), *map(str, launcher))[0] == 0
     code, out = cc("analyze", "--all", "--json")
     assert code == 0, out
     summary = json.loads(out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from cleancenter.analyze.report import Family, YaraMatch
+from cleancenter.analyze.report import ConfigResult, Family, YaraMatch
 from cleancenter.analyze.verdict import rule_weight
 
 ALIASES: dict[str, str] = {
@@ -84,3 +84,12 @@ def family_from_rules(matches: list[YaraMatch]) -> Family | None:
         return None
     name, rules = max(votes.items(), key=lambda kv: len(kv[1]))
     return Family(name=name, source="rule", reason="YARA: " + ", ".join(rules[:5]))
+
+
+def family_from_configs(configs: list[ConfigResult]) -> Family | None:
+    """A bot family named by the configuration an extractor found (not "Downloader")."""
+    for config in configs:
+        if config.family and config.family not in ("Downloader",):
+            return Family(name=canonical(config.family), source="config",
+                          reason=f"configuration extracted by {config.extractor}")
+    return None

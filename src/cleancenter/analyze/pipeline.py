@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 
 from cleancenter.analyze import family as family_rules
 from cleancenter.analyze import verdict as verdict_rules
+from cleancenter.analyze.configs import extract_configs
 from cleancenter.analyze.elf import ELFError, parse_elf
 from cleancenter.analyze.hashes import compute_hashes
 from cleancenter.analyze.identify import identify
@@ -127,6 +128,9 @@ class StaticAnalyzer:
             filetype = thor_filetype(identity.kind, identity.subtype)  # signature-base's words
             report.yara = stages.run("yara", lambda: scanner.scan(
                 data, filename=name, filepath=name, filetype=filetype)) or []
+        # our own trigger rules run even with no packs registered
+        report.configs = stages.run("configs", lambda: extract_configs(
+            data, yara=report.yara, kind=identity.kind)) or []
 
         children: list[Child] = []
         with stages.timed("packer"):
@@ -148,7 +152,8 @@ class StaticAnalyzer:
                     errors.append(StageError(stage="unpack", message=result.message))
 
         with stages.timed("conclude"):
-            report.family = family_rules.family_from_rules(report.yara)
+            report.family = (family_rules.family_from_rules(report.yara)
+                             or family_rules.family_from_configs(report.configs))
             report.verdict = verdict_rules.decide(report)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         # the model copied these when it was made; hand it the final ones

@@ -6,6 +6,8 @@ Absence of findings is not innocence: without positive evidence the verdict is
 
 from __future__ import annotations
 
+from typing import Literal
+
 from cleancenter.analyze.report import Reason, Report, Verdict, VerdictValue, YaraMatch
 
 SUSPICIOUS_PACKERS = frozenset({
@@ -13,6 +15,7 @@ SUSPICIOUS_PACKERS = frozenset({
     "VMProtect", "MPRESS", "NsPack", "RLPack", "Enigma", "PECompact", "unknown",
 })
 SIGNATURE_BASE_MALICIOUS_SCORE = 70
+GENERIC_CONFIG_FAMILIES = frozenset({"Downloader"})
 
 
 def rule_weight(match: YaraMatch) -> str:
@@ -39,7 +42,11 @@ def decide(report: Report) -> Verdict:
         reasons.append(Reason(kind="yara", detail=detail[:500],
                               weight="malicious" if weight == "malicious" else "suspicious"))
     for config in report.configs:
-        reasons.append(Reason(kind="config", weight="malicious",
+        # a bot's own configuration convicts; a fetch-and-run line alone (install
+        # instructions in a README do that) only raises suspicion
+        config_weight: Literal["malicious", "suspicious"] = (
+            "suspicious" if config.family in GENERIC_CONFIG_FAMILIES else "malicious")
+        reasons.append(Reason(kind="config", weight=config_weight,
                               detail=f"{config.family} configuration extracted by "
                                      f"{config.extractor}"))
     if report.packer.packed:
