@@ -271,7 +271,7 @@ def test_timeout_keeps_other_packs_matches(tmp_path: Path) -> None:
         "( for any j in (0..filesize) : ( uint8(i) == uint8(j) + 256 ) ) }")}))
     quick = yr.load_pack("quick", write_pack(tmp_path / "quick", {
         "q.yar": "rule Quick { condition: filesize > 0 }"}))
-    ruleset = yr.RuleSet([slow, quick], timeout=1)
+    ruleset = yr.RuleSet([slow, quick], timeout=1, merge=False)
     started = time.perf_counter()
     with pytest.raises(yr.ScanIncomplete) as info:
         ruleset.scan(b"\0" * 100_000)
@@ -279,6 +279,18 @@ def test_timeout_keeps_other_packs_matches(tmp_path: Path) -> None:
     assert set(info.value.failures) == {"slow"}
     assert names(info.value.matches) == {"Quick"}
     assert names(ruleset.scan(b"x")) == {"Quick"}  # the scanner is still usable
+
+    # merged: one scanner, one timeout for all packs; its failure names every pack
+    merged = yr.RuleSet([slow, quick], timeout=1)
+    started = time.perf_counter()
+    with pytest.raises(yr.ScanIncomplete) as info:
+        merged.scan(b"\0" * 100_000)
+    assert time.perf_counter() - started < 10
+    assert merged.merged_rules() is not None
+    assert set(info.value.failures) == {"slow", "quick"}
+    assert all("merged scan" in m for m in info.value.failures.values())
+    assert info.value.matches == []
+    assert names(merged.scan(b"x")) == {"Quick"}
 
 
 _FORKED: yr.RuleSet | None = None
@@ -385,3 +397,191 @@ def test_test_pack_scans_files_and_folders(tmp_path: Path) -> None:
     (samples / "sub" / "b.bin").write_bytes(b"hay needle")
     results = yr.test_pack(pack, [samples])
     assert [(p.name, names(m)) for p, m in results] == [("a.bin", set()), ("b.bin", {"Hit"})]
+
+
+# -- merged scanning -----------------------------------------------------------------
+
+
+def as_rows(matches: list[YaraMatch]) -> list[tuple[str, str, str, str, str]]:
+    """Everything a match says, comparable (meta as JSON), sorted."""
+    return sorted((m.pack, m.namespace or "", m.rule, json.dumps(m.meta, sort_keys=True),
+                   json.dumps([m.tags, m.offsets])) for m in matches)
+
+
+def own_packs(root: Path) -> list[Path]:
+    """Two small packs that reuse rule names (in and across packs), plus externals,
+    metadata, a broken file and a private rule."""
+    hexed = " ".join(f"{b:02X}" for b in EICAR)
+    eicar = ('rule Own_EICAR : test { meta: description = "EICAR test file" score = 50 '
+             f"strings: $e = {{ {hexed} }} condition: $e at 0 }}")
+    same = 'rule Same {{ meta: from = "{}" strings: $a = "abc" condition: $a }}'
+    one = write_pack(root / "one", {
+        "eicar.yar": eicar,
+        "a.yar": same.format("one/a"),
+        "sub/b.yar": same.format("one/b"),
+        "ext.yar": EXTERNALS_RULES,
+        "meta.yar": META_RULE,
+        "broken.yar": 'rule InBroken { strings: $a = "abc" condition: $a }\nrule X { ',
+    })
+    two = write_pack(root / "two", {
+        "eicar.yar": eicar.replace("score = 50", "score = 80"),
+        "a.yar": same.format("two/a"),
+        "priv.yar": 'private rule P { strings: $a = "abc" condition: $a }\n'
+                    "rule UsesPrivate { condition: P and filename == \"evil.sh\" }",
+    })
+    return [one, two]
+
+
+SAMPLES: list[tuple[bytes, dict[str, str]]] = [
+    (EICAR, {"filename": "eicar.com"}),
+    (EICAR + b"\r\nabc", {"filepath": "/tmp/.x/evil.sh", "filetype": "ELF"}),
+    (b"abc MARKER OTHER", {"filename": "evil.sh", "owner": "www-data"}),
+    (b"nothing here", {}),
+]
+
+
+def test_merged_scan_equals_per_pack_scans(tmp_path: Path) -> None:
+    packs = [yr.load_pack(f.name, f, tmp_path / "cache") for f in own_packs(tmp_path)]
+    assert [b.file for b in packs[0].broken] == ["broken.yar"]
+    merged = yr.RuleSet(packs)
+    per_pack = yr.RuleSet(packs, merge=False)
+    assert merged.merged_rules() is not None and merged.merge_error is None
+    assert per_pack.merged_rules() is None
+    for data, externals in SAMPLES:
+        found = merged.scan(data, **externals)
+        assert as_rows(found) == as_rows(per_pack.scan(data, **externals))
+        assert as_rows(found) == as_rows([m for p in packs
+                                          for m in yr.RuleSet([p]).scan(data, **externals)])
+    rows = {(m.pack, m.namespace, m.rule, m.meta.get("score"))
+            for m in merged.scan(EICAR + b"\r\nabc", filepath="/tmp/.x/evil.sh")}
+    assert rows == {
+        ("one", "eicar.yar", "Own_EICAR", 50), ("two", "eicar.yar", "Own_EICAR", 80),
+        ("one", "a.yar", "Same", None), ("one", "sub/b.yar", "Same", None),
+        ("two", "a.yar", "Same", None), ("two", "priv.yar", "UsesPrivate", None),
+        ("one", "ext.yar", "ByName", None), ("one", "ext.yar", "ByExtension", None),
+        ("one", "ext.yar", "ByPath", None)}
+    # the broken file stays out of the merged rules too
+    assert "InBroken" not in names(merged.scan(b"abc"))
+
+
+def test_merged_cache_is_used_and_shared_with_workers(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    folders = own_packs(tmp_path)
+    packs = [yr.load_pack(f.name, f, cache) for f in folders]
+    first = yr.RuleSet(packs)
+    assert first.cache_dir == cache  # the packs' cache folder
+    before = yr.compile_count()
+    refs = first.refs()  # builds and writes the merged cache for the workers
+    assert yr.compile_count() == before + 1
+    assert first.merged_cache_file is not None and first.merged_cache_file.is_file()
+    assert first.merged_cache_file.name.startswith("_merged-")
+    assert not first.merged_from_cache
+    assert {r.merged for r in refs} == {yr.MergedRef(first.merged_key or "",
+                                                     str(first.merged_cache_file))}
+    expected = as_rows(first.scan(EICAR))
+    assert yr.compile_count() == before + 1  # scanning reused what refs() compiled
+
+    second = yr.RuleSet([yr.load_pack(f.name, f, cache) for f in folders])
+    assert all(p.from_cache for p in second.packs)
+    assert as_rows(second.scan(EICAR)) == expected
+    assert second.merged_from_cache and yr.compile_count() == before + 1
+
+    worker = yr.RuleSet.from_refs(pickle.loads(pickle.dumps(refs)), cache)
+    assert worker.merged_from_cache and yr.compile_count() == before + 1
+    assert [(p.name, p.rule_count, p.broken) for p in worker.packs] == [
+        (p.name, p.rule_count, p.broken) for p in packs]
+    assert all(p._rules is None for p in worker.packs)  # pack caches not even read
+    assert as_rows(worker.scan(EICAR)) == expected
+    assert worker.packs[0].rules is not None  # still loadable from its cache on demand
+    assert yr.compile_count() == before + 1
+
+    # a missing merged cache: the worker falls back to the pack caches and merges again
+    first.merged_cache_file.unlink()
+    rebuilt = yr.RuleSet.from_refs(refs, cache)
+    assert all(p.from_cache for p in rebuilt.packs) and not rebuilt.merged_from_cache
+    assert as_rows(rebuilt.scan(EICAR)) == expected
+    assert yr.compile_count() == before + 2
+    assert rebuilt.merged_cache_file is not None and rebuilt.merged_cache_file.is_file()
+
+
+def test_merged_cache_follows_changes(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    one, two = own_packs(tmp_path)
+    solo = write_pack(tmp_path / "solo", {"s.yar": 'rule S { strings: $a = "abc" condition: $a }'})
+
+    def merged_files() -> list[str]:
+        return sorted(f.name for f in cache.iterdir() if f.name.startswith("_merged-"))
+
+    def build(*folders: Path) -> yr.RuleSet:
+        ruleset = yr.RuleSet([yr.load_pack(f.name, f, cache) for f in folders])
+        ruleset.refs()
+        return ruleset
+
+    old = build(one, two)
+    other_choice = build(one, solo)  # another choice of packs, same contents: both kept
+    assert len(merged_files()) == 2
+    (two / "a.yar").write_text('rule Changed { strings: $a = "abc" condition: $a }')
+    new = build(one, two)
+    assert new.merged_key != old.merged_key and not new.merged_from_cache
+    # the old version of the same packs is gone; the (one, solo) set is still current
+    assert new.merged_cache_file is not None and other_choice.merged_cache_file is not None
+    assert merged_files() == sorted([new.merged_cache_file.name,
+                                     other_choice.merged_cache_file.name])
+    assert "Changed" in names(new.scan(b"abc"))
+    # a corrupt merged cache is compiled again
+    new.merged_cache_file.write_bytes(new.merged_cache_file.read_bytes()[:200])
+    before = yr.compile_count()
+    again = build(one, two)
+    assert not again.merged_from_cache and yr.compile_count() == before + 1
+    warm = build(one, two)
+    assert not warm.merged_from_cache  # refs() only checked the file's header
+    assert warm.merged_rules() is not None and warm.merged_from_cache
+    assert yr.compile_count() == before + 1
+
+
+def test_changed_folder_falls_back_to_per_pack_scans(tmp_path: Path) -> None:
+    one, two = own_packs(tmp_path)
+    packs = [yr.load_pack(f.name, f) for f in (one, two)]  # no cache folder at all
+    (two / "a.yar").write_text('rule Changed { strings: $a = "abc" condition: $a }')
+    ruleset = yr.RuleSet(packs)
+    assert ruleset.cache_dir is None
+    assert ruleset.merged_rules() is None
+    assert ruleset.merge_error is not None and "'two'" in ruleset.merge_error
+    assert "Changed" not in names(ruleset.scan(b"abc"))  # the packs as they were loaded
+    assert {r.merged for r in ruleset.refs()} == {None}
+
+
+def test_community_packs_merged_equal_per_pack(community: Loaded) -> None:
+    merged = yr.RuleSet(community.packs.values())
+    per_pack = yr.RuleSet(community.packs.values(), merge=False)
+    files = sorted({p for p in benign_files() if p.is_file()})[:6]
+    samples = [(EICAR, "eicar.com"), (b"# shares\n/srv/share *(rw,no_root_squash)\n",
+                                      "/etc/exports")]
+    samples += [(path.read_bytes(), str(path)) for path in files]
+    for data, where in samples:
+        assert as_rows(merged.scan(data, filepath=where)) == as_rows(
+            per_pack.scan(data, filepath=where)), where
+    assert merged.merged_rules() is not None
+    assert merged.merged_cache_file is not None
+    assert merged.merged_cache_file.parent == community.cache_dir
+
+
+def _scan_from_refs(refs: list[yr.PackRef], cache: str, data: bytes) -> tuple[
+        list[tuple[str, str, str, str, str]], bool, int]:
+    before = yr.compile_count()
+    ruleset = yr.RuleSet.from_refs(refs, cache)
+    return as_rows(ruleset.scan(data, filename="eicar.com")), ruleset.merged_from_cache, (
+        yr.compile_count() - before)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_from_refs_in_a_worker_process(tmp_path: Path, method: str) -> None:
+    cache = tmp_path / "cache"
+    packs = [yr.load_pack(f.name, f, cache) for f in own_packs(tmp_path)]
+    parent = yr.RuleSet(packs)
+    refs = parent.refs()
+    expected = as_rows(parent.scan(EICAR, filename="eicar.com"))
+    assert {m[0] for m in expected} == {"one", "two"}
+    with multiprocessing.get_context(method).Pool(1) as pool:
+        rows, from_cache, compiled = pool.apply(_scan_from_refs, (refs, str(cache), EICAR))
+    assert rows == expected and from_cache and compiled == 0
