@@ -149,3 +149,35 @@ def test_configs_reach_the_report_family_and_verdict(analyzer: StaticAnalyzer) -
     report = analyzer.analyze(dropper, name="drop.sh").report
     assert [c.family for c in report.configs] == ["Downloader"]
     assert report.verdict.value == "suspicious"  # a fetch-and-run line alone does not convict
+
+
+@pytest.fixture(scope="session")
+def community_rules(corpus: Path) -> object:
+    """All three community packs, merged, compiled once into a cache that outlives runs."""
+    from cleancenter.analyze.yara_rules import RuleSet, load_pack
+
+    cache = Path(os.environ.get("CLEANCENTER_TEST_RULES_CACHE",
+                                "/var/cache/cleancenter/test-rules-cache"))
+    cache.mkdir(parents=True, exist_ok=True)
+    packs = [load_pack(name, corpus / "yara" / name, cache)
+             for name in ("reversinglabs", "elastic", "signature-base")]
+    assert all(not p.broken for p in packs)
+    return RuleSet(packs, cache_dir=cache)
+
+
+def test_no_malicious_verdict_on_the_benign_corpus_with_community_rules(
+        community_rules: object, tmp_path: Path) -> None:
+    from tests.material import busybox_elfs
+
+    analyzer = StaticAnalyzer(scanner=community_rules, workdir=tmp_path)  # type: ignore[arg-type]
+    files = libwine_pe() + wheel_pe() + list(busybox_elfs().values())
+    files += [p for p in sorted(Path("/usr/bin").iterdir())
+              if p.is_file() and not p.is_symlink() and p.stat().st_size < 4_000_000][:100]
+    verdicts: dict[str, list[str]] = {}
+    for path in files:
+        report = analyzer.analyze(path.read_bytes(), name=path.name).report
+        verdicts.setdefault(report.verdict.value, []).append(path.name)
+        assert report.verdict.value != "malicious", (
+            path, [r.detail for r in report.verdict.reasons])
+    assert len(files) > 800
+    assert sum(len(v) for v in verdicts.values()) == len(files)

@@ -23,8 +23,11 @@ def rule_weight(match: YaraMatch) -> str:
     low-score ones suspicious."""
     name = match.rule.upper()
     score = match.meta.get("score")
-    if name.startswith(("SUSP_", "SUSPICIOUS_", "PUA_", "INFO_", "GEN_SUSP")) or \
+    if name.startswith(("SUSP_", "SUSPICIOUS_", "PUA_", "INFO_", "GEN_SUSP", "ANOMALY")) or \
+            name.endswith("_ANOMALY") or "_ANOMALY_" in name or \
             "SUSPICIOUS" in (t.upper() for t in match.tags):
+        # signature-base's *_ANOMALY rules flag a system file name whose content differs
+        # from Windows' own (Wine's re-implementations, say): worth a look, not a conviction
         return "suspicious"
     if isinstance(score, int) and score < SIGNATURE_BASE_MALICIOUS_SCORE:
         return "suspicious"
