@@ -190,6 +190,19 @@ class AnalystLabel(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Release(Base):
+    """A signed definitions bundle the center built; versions only grow."""
+
+    __tablename__ = "release"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    sha256: Mapped[str] = mapped_column(String(64))
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    counts: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+
+
 class IngestCursor(Base):
     """How far a log has been ingested, so a restarted run resumes where it stopped."""
 

@@ -1,0 +1,1 @@
+"""Definitions: what the center knows, packed and signed for the cleaner."""
