@@ -30,9 +30,9 @@ def test_keys_are_private_and_not_overwritten(tmp_path: Path) -> None:
 def _bundle(tmp_path: Path) -> tuple[Path, PublicKey]:
     public = init_keys(tmp_path / "keys")
     path = tmp_path / "b.ccdef"
-    write_bundle(path, {"version": 3, "counts": {}},
-                 {"hashes.jsonl": b'{"sha256": "00"}\n', "rules/p/a.yar": b"rule a {condition: true}"},
-                 load_private(tmp_path / "keys"))
+    files = {"hashes.jsonl": b'{"sha256": "00"}\n',
+             "rules/p/a.yar": b"rule a {condition: true}"}
+    write_bundle(path, {"version": 3, "counts": {}}, files, load_private(tmp_path / "keys"))
     return path, public
 
 
