@@ -21,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from cleancenter.analyze.elf import ELFError, parse_elf
+from tests.analyze.mutate import damaged
 
 MATERIAL = Path(os.environ.get("CLEANCENTER_MATERIAL") or "/var/cache/cleancenter/material")
 PROGRAMS = ("ls", "cat", "gzip", "sed", "tar")
@@ -200,16 +201,9 @@ def test_random_damage_never_raises_anything_else() -> None:
     rng = random.Random(7)
     bases = [_program(name).read_bytes() for name in ("ls", "cat")]
     for _ in range(120):
-        data = bytearray(rng.choice(bases))
-        if rng.random() < 0.4:
-            del data[rng.randint(0, len(data)) :]
-        for _ in range(rng.randint(1, 12)):
-            if not data:
-                break
-            at = rng.randint(0, min(len(data), 4096) - 1)
-            data[at : at + 4] = rng.choice([b"\xff\xff\xff\xff", b"\0\0\0\0", rng.randbytes(4)])
+        data = damaged(rng, rng.choice(bases), 4096)
         try:
-            info = parse_elf(bytes(data))
+            info = parse_elf(data)
         except ELFError:
             continue
         assert all(0.0 <= s.entropy <= 8.0 for s in info.segments)

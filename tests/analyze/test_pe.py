@@ -19,6 +19,7 @@ import pytest
 from cleancenter.analyze.entropy import RegionDigests, shannon, shannon_regions
 from cleancenter.analyze.pe import PEError, imphash, parse_pe, pe_checksum
 from cleancenter.demo import windows_launchers
+from tests.analyze.mutate import damaged
 
 CLAMAV = Path("/usr/share/clamav-testfiles")
 MATERIAL = Path(os.environ.get("CLEANCENTER_MATERIAL") or "/var/cache/cleancenter/material")
@@ -352,16 +353,9 @@ def test_random_damage_never_raises_anything_else() -> None:
     if not bases:
         pytest.skip("no PE files at hand")
     for _ in range(300):
-        data = bytearray(rng.choice(bases))
-        if rng.random() < 0.4:
-            del data[rng.randint(0, len(data)) :]
-        for _ in range(rng.randint(1, 12)):
-            if not data:
-                break
-            at = rng.randint(0, min(len(data), 1024) - 1)
-            data[at : at + 4] = rng.choice([b"\xff\xff\xff\xff", b"\0\0\0\0", rng.randbytes(4)])
+        data = damaged(rng, rng.choice(bases), 1024)
         try:
-            info = parse_pe(bytes(data))
+            info = parse_pe(data)
         except PEError:
             continue
         assert 0.0 <= min((s.entropy for s in info.sections), default=0.0) <= 8.0

@@ -23,6 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from cleancenter.analyze.entropy import RegionDigests, shannon_regions
+from cleancenter.analyze.lief_options import without
 from cleancenter.analyze.report import ELFInfo, Endianness, Section, Segment
 
 __all__ = ["ELFError", "parse_elf"]
@@ -237,11 +238,8 @@ class _Dynamic:
 
 def _lief_config() -> lief.ELF.ParserConfig:
     """Only what is used; options an older LIEF lacks are left alone."""
-    config = lief.ELF.ParserConfig()
-    for option in ("parse_relocations", "parse_symbol_versions", "parse_notes", "parse_overlay"):
-        if hasattr(config, option):
-            setattr(config, option, False)
-    return config
+    return without(lief.ELF.ParserConfig(), "parse_relocations", "parse_symbol_versions",
+                   "parse_notes", "parse_overlay")
 
 
 def _with_lief(data: bytes) -> _Dynamic | None:

@@ -27,6 +27,7 @@ import ordlookup  # type: ignore[import-untyped]  # pefile's ordinal tables
 import pefile
 
 from cleancenter.analyze.entropy import RegionDigests, shannon_regions
+from cleancenter.analyze.lief_options import without
 from cleancenter.analyze.report import Overlay, PEInfo, Resource, Section
 
 __all__ = ["PEError", "imphash", "parse_pe", "pe_checksum"]
@@ -320,11 +321,8 @@ def _add_version_entry(table: dict[str, str], key: str | bytes, value: str | byt
 def _lief_config() -> lief.PE.ParserConfig:
     """Only what is used (the security directory's presence needs no signature parse);
     options an older LIEF lacks are left alone."""
-    config = lief.PE.ParserConfig()
-    for option in ("parse_signature", "parse_reloc", "parse_exceptions", "parse_arm64x_binary"):
-        if hasattr(config, option):
-            setattr(config, option, False)
-    return config
+    return without(lief.PE.ParserConfig(), "parse_signature", "parse_reloc",
+                   "parse_exceptions", "parse_arm64x_binary")
 
 
 def _with_lief(data: bytes) -> _Directories | None:
