@@ -36,6 +36,15 @@ def test_demo_collects_real_material(tmp_path: Path, corpus: Path,
         assert any("UPX-packed" in n for n in summary["gathered"])
 
     eicar_sha = hashlib.sha256(eicar()).hexdigest()
+    cleaner = summary["cleaner"]  # signed definitions, then the cleaner on the samples
+    assert cleaner["definitions"]["counts"]["hashes"] >= 1
+    assert Path(cleaner["definitions"]["path"]).is_file()
+    malicious = [f for f in cleaner["findings"] if f["severity"] == "malicious"]
+    assert [Path(f["where"]).read_bytes() for f in malicious] == [eicar()]
+    assert malicious[0]["evidence"][0] == {
+        "type": "hash", "value": eicar_sha, "source": "current.ccdef", "author": "",
+        "reference": "", "detail": "EICAR"}
+    assert cleaner["scan"]["exit_code"] == 1
     result = runner.invoke(app, ["--data-dir", "cleancenter-demo", "samples", "show", eicar_sha,
                                  "--json"])
     shown = json.loads(result.stdout)

@@ -16,6 +16,7 @@ import site
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,7 @@ def demo_command(
                 reports["dionaea"] = Ingestor(demo.catalog, demo.blobs, progress=progress
                                               ).ingest_dionaea(inputs.dionaea)
         analysis = analyze_demo(demo, inputs, as_json)
+        cleaner, show_cleaner = clean_demo(demo, settings.data_dir / "demo-input")
         with demo.catalog.engine.connect() as conn:
             counts = store_counts(conn)
             kinds = event_kind_counts(conn)
@@ -191,11 +193,13 @@ def demo_command(
         "events_by_kind": kinds,
         "ingest": {name: r.to_dict() for name, r in reports.items()},
         "analysis": analysis,
+        "cleaner": cleaner,
     }
     if as_json:
         print_json(summary)
     else:
         _print_summary(summary)
+        show_cleaner()
     if counts["samples"] == 0:
         err.print("[red]the demo collected no samples[/]")
         raise typer.Exit(EXIT_ERROR)
@@ -231,6 +235,49 @@ def analyze_demo(demo: Center, inputs: DemoInputs, quiet: bool) -> dict[str, Any
             "type": report["identity"]["description"],
         })
     return {"summary": summary.to_dict(), "samples": samples}
+
+
+def clean_demo(demo: Center, stage: Path) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Sign definitions from the demo's verdicts and run the cleaner on a copy of the
+    harmless samples, as a user would after `cleancenter-cleaner update`."""
+    from cleancenter.cleaner.report import print_summary
+    from cleancenter.cleaner.scan import ScanPlan, run_scan
+    from cleancenter.cleaner.state import CleanerHome
+    from cleancenter.cleaner.update import update
+    from cleancenter.definitions.build import build_release
+    from cleancenter.definitions.cli import keys_dir
+    from cleancenter.definitions.keys import init_keys
+
+    data_dir = demo.settings.data_dir
+    public = init_keys(keys_dir(demo))
+    built = build_release(demo.catalog, keys_dir=keys_dir(demo),
+                          rules_registry=data_dir / "rules", out=None,
+                          releases_dir=data_dir / "releases", generate=False)
+    endpoint = stage / "endpoint"
+    for source in (stage / "eicar.com", stage / "upx-packed", stage / "elf"):
+        if source.is_dir():
+            shutil.copytree(source, endpoint / source.name, dirs_exist_ok=True)
+        elif source.exists():
+            endpoint.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, endpoint / "Downloads-invoice.pdf.com")
+    home = CleanerHome(data_dir / "cleaner-home")
+    home.pin(public)
+    installed = update(str(built.path), home, public)
+    defs, _ = home.installed(public)
+    assert defs is not None
+    report = run_scan(ScanPlan(roots=[endpoint], checks=("files",)), defs, home)
+    report.write_jsonl(home.reports_dir / "demo-scan.jsonl")
+
+    def show() -> None:
+        out.rule("The cleaner, on a machine holding the demo's harmless samples")
+        out.print(f"definitions v{built.version} signed by {public.fingerprint[:16]}..., "
+                  f"{built.counts.get('hashes', 0)} hashes; {installed.message}")
+        print_summary(report, out)
+        out.print(f"next: cleancenter-cleaner --help; its folder here is {home.path}: "
+                  f"cleancenter-cleaner scan {endpoint} --home {home.path} --clean")
+    return ({"definitions": built.to_dict(), "endpoint": str(endpoint),
+             "cleaner_home": str(home.path), "scan": report.header(),
+             "findings": [f.to_dict() for f in report.findings]}, show)
 
 
 def _first_name(center: Center, sha256: str) -> str | None:

@@ -23,6 +23,9 @@ WINDOWS_PROGRAMS: list[dict[str, Any]] = [
     {"name": "rundll32.exe", "folders": ["C:\\Windows\\System32", "C:\\Windows\\SysWOW64"],
      "parents": []},
     {"name": "conhost.exe", "folders": ["C:\\Windows\\System32"], "parents": []},
+    # genuine programs one or two edits from names above: listed so they are not lookalikes
+    {"name": "taskhost.exe", "folders": ["C:\\Windows\\System32"], "parents": []},
+    {"name": "taskhostex.exe", "folders": ["C:\\Windows\\System32"], "parents": []},
 ]
 LINUX_PROGRAMS: list[dict[str, Any]] = [
     {"name": "kworker", "kernel_thread": True},
@@ -39,13 +42,13 @@ LINUX_PROGRAMS: list[dict[str, Any]] = [
 ]
 SUSPICIOUS_LOCATIONS = {
     "linux": ["/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/"],
-    "windows": ["\\AppData\\Local\\Temp\\", "\\Windows\\Temp\\", "\\Users\\Public\\",
-                "\\ProgramData\\"],
+    # not \\ProgramData\\: Windows Defender itself runs from there
+    "windows": ["\\AppData\\Local\\Temp\\", "\\Windows\\Temp\\", "\\Users\\Public\\"],
 }
 PERSISTENCE_PATTERNS = [
     {"where": "cron", "pattern": r"(?:wget|curl|tftp)\b.*\|\s*(?:ba)?sh\b",
      "why": "a scheduled download piped to a shell"},
-    {"where": "any", "pattern": r"/(?:tmp|dev/shm|var/tmp)/\S+",
+    {"where": "any", "pattern": r"(?:^|[\s'\"=;|&(])/(?:tmp|dev/shm|var/tmp)/\S+",
      "why": "runs a program from a temporary folder"},
     {"where": "ld.so.preload", "pattern": r".+", "why": "any entry preloads into every program"},
     {"where": "registry-run", "pattern": r"(?i)\\(?:temp|appdata\\roaming)\\[^\\]+\.exe",

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,6 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cleancenter.atomicfile import write_atomically
 from cleancenter.definitions.keys import PublicKey, public_of
 
 FORMAT = 1
@@ -71,17 +70,7 @@ def write_bundle(path: Path, manifest: dict[str, Any], files: dict[str, bytes],
             info.external_attr = 0o444 << 16
             zf.writestr(info, data)
     data = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

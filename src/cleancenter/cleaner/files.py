@@ -1,0 +1,310 @@
+"""The file check: walk the roots, hash every file and scan it with the rules, once.
+
+Each file is read once: small files into memory (one copy, hashed and scanned from the
+same bytes), large ones through ``mmap`` for the hash and yara-x's own mapping for the
+scan, so nothing large is copied. The walk runs in this process; hashing and YARA run in
+one worker process per core (yara-x's Python scanner holds the GIL, threads would not
+help), each of which deserializes the compiled rules once. Unchanged files come from
+the `ScanCache` and are not read at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import mmap
+import multiprocessing
+import os
+import stat
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yara_x
+
+from cleancenter.cleaner.definitions import Definitions
+from cleancenter.cleaner.findings import Evidence, Finding
+from cleancenter.cleaner.rules import (
+    CompiledRules,
+    is_trait_rule,
+    load_serialized,
+    new_scanner,
+    rule_evidence,
+    set_externals,
+)
+from cleancenter.cleaner.scancache import Identity, ScanCache
+
+DEFAULT_MAX_SIZE = 128 << 20
+IN_MEMORY_LIMIT = 32 << 20  # above this, mmap for the hash and scan_file for YARA
+CHUNK_FILES = 64
+CHUNK_BYTES = 64 << 20
+
+
+@dataclass
+class FileScanOptions:
+    roots: list[Path]
+    excludes: list[str] = field(default_factory=list)  # glob patterns on the full path
+    max_size: int = DEFAULT_MAX_SIZE
+    one_filesystem: bool = True
+    workers: int = 0  # 0: one per core
+
+
+@dataclass
+class FileScanStats:
+    files: int = 0
+    bytes: int = 0
+    from_cache: int = 0
+    skipped_large: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"files": self.files, "bytes": self.bytes, "from_cache": self.from_cache,
+                "skipped_large": self.skipped_large, "errors": len(self.errors)}
+
+
+@dataclass(frozen=True)
+class _Item:
+    path: str
+    identity: Identity
+
+
+# -- walking ----------------------------------------------------------------------------
+
+def walk(options: FileScanOptions, stats: FileScanStats,
+         never: tuple[str, ...] = ()) -> Iterator[_Item]:
+    """Regular files under the roots; symlinks are not followed, other devices skipped."""
+    for root in options.roots:
+        try:
+            root_stat = os.stat(root)
+        except OSError as exc:
+            stats.errors.append({"path": str(root), "error": f"cannot read root: {exc}"})
+            continue
+        if stat.S_ISREG(root_stat.st_mode):
+            yield from _item(str(root), root_stat, options, stats)
+            continue
+        stack = [str(root)]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    listed = list(entries)
+            except OSError as exc:
+                stats.errors.append({"path": folder, "error": f"cannot list: {exc}"})
+                continue
+            for entry in listed:
+                path = entry.path
+                if _excluded(path, options.excludes) or path.startswith(never):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    stats.errors.append({"path": path, "error": f"cannot stat: {exc}"})
+                    continue
+                if options.one_filesystem and st.st_dev != root_stat.st_dev:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+                elif stat.S_ISREG(st.st_mode):
+                    yield from _item(path, st, options, stats)
+
+
+def _item(path: str, st: os.stat_result, options: FileScanOptions,
+          stats: FileScanStats) -> Iterator[_Item]:
+    if st.st_size > options.max_size:
+        stats.skipped_large += 1
+        return
+    yield _Item(path, Identity(st.st_size, st.st_mtime_ns, st.st_ino))
+
+
+def _excluded(path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, pattern) for pattern in patterns)
+
+
+# -- the worker side --------------------------------------------------------------------
+
+_scanner: yara_x.Scanner | None = None
+_source = ""
+
+
+def _init_worker(rules_path: str | None, source: str) -> None:
+    global _scanner, _source
+    _source = source
+    _scanner = new_scanner(load_serialized(Path(rules_path))) if rules_path else None
+
+
+_WorkResult = tuple[str, str | None, list[Evidence], str | None]  # path, sha256, rules, error
+
+
+def _scan_chunk(paths: list[str]) -> list[_WorkResult]:
+    return [_scan_one(path) for path in paths]
+
+
+def _scan_one(path: str) -> _WorkResult:
+    """Hash and scan one file, reading it once; errors are returned, never raised."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        try:  # O_NOATIME needs ownership; retry without it
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            return path, None, [], f"cannot open: {exc.strerror}"
+    except OSError as exc:
+        return path, None, [], f"cannot open: {exc.strerror}"
+    try:
+        size = os.fstat(fd).st_size
+        if size > IN_MEMORY_LIMIT:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+                sha256 = hashlib.sha256(mapped).hexdigest()
+            data: bytes | None = None
+        else:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
+            sha256 = hashlib.sha256(data).hexdigest()
+    except (OSError, ValueError) as exc:
+        return path, None, [], f"cannot read: {exc}"
+    finally:
+        os.close(fd)
+    if _scanner is None:
+        return path, sha256, [], None
+    set_externals(_scanner, path)
+    try:
+        results = _scanner.scan(data) if data is not None else _scanner.scan_file(path)
+    except (yara_x.ScanError, yara_x.TimeoutError, OSError) as exc:
+        return path, sha256, [], f"YARA scan incomplete: {exc}"
+    return path, sha256, rule_evidence(results.matching_rules, _source), None
+
+
+# -- the scan -------------------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]  # files done, bytes done
+
+
+class FileScanner:
+    def __init__(self, defs: Definitions, rules: CompiledRules, options: FileScanOptions,
+                 cache: ScanCache | None = None, never: tuple[str, ...] = ()) -> None:
+        self.defs = defs
+        self.rules = rules
+        self.options = options
+        self.cache = cache
+        self.never = never  # folders never scanned (the cleaner's own quarantine)
+        self.stats = FileScanStats()
+
+    def collect(self) -> list[_Item]:
+        """Walk first: the total lets the progress bar tell how far along the scan is."""
+        return list(walk(self.options, self.stats, self.never))
+
+    def scan(self, items: list[_Item], progress: Progress | None = None) -> list[Finding]:
+        findings: list[Finding] = []
+        todo: list[_Item] = []
+        for item in items:
+            cached = self.cache.get(item.path, item.identity) if self.cache else None
+            if cached is None:
+                todo.append(item)
+                continue
+            self.stats.from_cache += 1
+            self._account(item)
+            findings.extend(self._judge(item, cached.sha256, cached.rules))
+            if progress:
+                progress(1, item.identity.size)
+        identities = {item.path: item for item in todo}
+        for path, sha256, rules, error in self._run(todo):
+            item = identities[path]
+            self._account(item)
+            if progress:
+                progress(1, item.identity.size)
+            if error:
+                self.stats.errors.append({"path": path, "error": error})
+            if sha256 is None:
+                continue
+            if self.cache is not None and error is None:
+                self.cache.put(path, item.identity, sha256, rules)
+            findings.extend(self._judge(item, sha256, rules))
+        if self.cache is not None:
+            self.cache.flush()
+        return findings
+
+    def _account(self, item: _Item) -> None:
+        self.stats.files += 1
+        self.stats.bytes += item.identity.size
+
+    def _run(self, todo: list[_Item]) -> Iterator[_WorkResult]:
+        workers = self.options.workers or os.cpu_count() or 1
+        rules_path = str(self.rules.path) if self.rules.path else None
+        if self.rules.rules is not None and rules_path is None:
+            raise ValueError("compiled rules must be serialized for the worker processes")
+        chunks = list(_chunks(todo))
+        if workers == 1 or len(chunks) <= 1:
+            _init_worker(rules_path, self.defs.source)
+            for chunk in chunks:
+                yield from _scan_chunk(chunk)
+            return
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(rules_path, self.defs.source)) as pool:
+            pending: set[Future[list[_WorkResult]]] = set()
+            queue = iter(chunks)
+            for chunk in queue:  # keep a bounded number of chunks in flight
+                pending.add(pool.submit(_scan_chunk, chunk))
+                if len(pending) >= workers * 3:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield from future.result()
+            for future in pending:
+                yield from future.result()
+
+    def _judge(self, item: _Item, sha256: str, rules: list[Evidence]) -> list[Finding]:
+        """What we conclude from what the file has: hash, rules, name."""
+        evidence: list[Evidence] = []
+        severity = "info"
+        kinds = []
+        known = self.defs.hashes.get(sha256)
+        if known is not None:
+            evidence.append(Evidence("hash", sha256, source=self.defs.source,
+                                     detail=known.family or ""))
+            severity, kinds = "malicious", ["hash-match"]
+        if rules:
+            evidence.extend(rules)
+            kinds.append("yara-match")
+            if any(not is_trait_rule(rule) for rule in rules):
+                severity = "malicious"
+            elif severity == "info":
+                severity = "suspicious"
+        name = os.path.basename(item.path).lower()
+        if name in self.defs.iocs.filenames:
+            evidence.append(Evidence("ioc", name, source=self.defs.source,
+                                     detail="file name of a known bot"))
+            kinds.append("ioc-filename")
+            if severity == "info":
+                severity = "suspicious"
+        if not evidence:
+            return []
+        return [Finding(
+            check="file", kind=kinds[0], severity="malicious" if severity == "malicious"
+            else "suspicious", where=item.path, why=_why(evidence), evidence=evidence,
+            target={"path": item.path, "sha256": sha256, "size": item.identity.size})]
+
+
+def _why(evidence: list[Evidence]) -> str:
+    first = evidence[0]
+    if first.type == "hash":
+        family = f" ({first.detail})" if first.detail else ""
+        return f"sha256 is a known bot{family}"
+    if first.type == "rule":
+        more = f" and {len(evidence) - 1} more" if len(evidence) > 1 else ""
+        return f"YARA rule {first.value}{more}"
+    return f"file name {first.value} is a known bot's"
+
+
+def _chunks(items: list[_Item]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for item in items:
+        chunk.append(item.path)
+        size += item.identity.size
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

@@ -1,0 +1,213 @@
+"""Quarantine and the action journal: every change the cleaner makes can be undone.
+
+Journal first: an action is appended (and fsynced) to ``journal.jsonl`` as *planned*
+before it is taken and as *done* or *failed* after, so an interrupted clean leaves a
+record of what it was doing. A quarantined file is stored encoded (zlib, then XOR with a
+random key kept in its metadata) with mode 0400: it cannot run and a virus scanner on the
+same machine does not keep finding it. Its metadata keeps the original path, mode, owner
+and times, so `restore` puts back the same bytes with the same attributes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import zlib
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cleancenter.atomicfile import atomic_output, write_atomically
+
+ITEM_DATA = "data"
+ITEM_META = "meta.json"
+
+
+class QuarantineError(Exception):
+    """An item cannot be quarantined or restored; the message says why."""
+
+
+@dataclass
+class QuarantineItem:
+    id: str
+    original_path: str
+    sha256: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    atime_ns: int
+    mtime_ns: int
+    quarantined_at: str
+    reason: str
+    kind: str  # file, running-image, persistence-file, backup
+    key: str  # hex XOR key of the encoded data
+    restored_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("key")
+        return data
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _xor(data: bytes, key: bytes) -> bytes:
+    """XOR with a repeating key, fast through one big-integer operation."""
+    if not data:
+        return data
+    stream = (key * (len(data) // len(key) + 1))[:len(data)]
+    value = int.from_bytes(data, "little") ^ int.from_bytes(stream, "little")
+    return value.to_bytes(len(data), "little")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Append-only JSON lines; each line is fsynced before the action it announces."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps({"time": _now(), **record}, sort_keys=True) + "\n"
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):  # a torn last line from a crash
+                found.append(json.loads(line))
+        return found
+
+
+class Quarantine:
+    def __init__(self, folder: Path, journal: Journal) -> None:
+        self.folder = folder
+        self.journal = journal
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- putting things in --------------------------------------------------------------
+
+    def store(self, original_path: str, data: bytes, st: os.stat_result, *, reason: str,
+              kind: str) -> QuarantineItem:
+        """Keep ``data`` (the file's bytes) encoded with the attributes of ``st``."""
+        key = secrets.token_bytes(16)
+        item = QuarantineItem(
+            id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(4),
+            original_path=original_path, sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data), mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid,
+            atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns, quarantined_at=_now(),
+            reason=reason, kind=kind, key=key.hex())
+        folder = self.folder / item.id
+        folder.mkdir(mode=0o700)
+        write_atomically(folder / ITEM_DATA, _xor(zlib.compress(data, 6), key), mode=0o400)
+        meta = json.dumps(asdict(item), indent=1).encode()
+        write_atomically(folder / ITEM_META, meta, mode=0o400)
+        _fsync_dir(folder)
+        if self.read(item.id) != data:  # never remove the original on a bad copy
+            raise QuarantineError(f"{item.id}: stored copy does not read back")
+        return item
+
+    def quarantine_file(self, path: str, *, reason: str, kind: str = "file",
+                        remove: bool = True) -> QuarantineItem:
+        """Journal, copy in, verify, then remove the original (unless ``remove`` is off)."""
+        self.journal.write({"action": "quarantine", "state": "planned", "path": path,
+                            "reason": reason})
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+            item = self.store(path, data, st, reason=reason, kind=kind)
+            if remove:
+                os.unlink(path)
+        except (OSError, QuarantineError) as exc:
+            self.journal.write({"action": "quarantine", "state": "failed", "path": path,
+                                "error": str(exc)})
+            raise QuarantineError(f"{path}: {exc}") from exc
+        self.journal.write({"action": "quarantine", "state": "done", "path": path,
+                            "id": item.id, "sha256": item.sha256})
+        return item
+
+    # -- reading and restoring ------------------------------------------------------------
+
+    def item(self, item_id: str) -> QuarantineItem:
+        if not item_id or "/" in item_id or item_id.startswith("."):
+            raise QuarantineError(f"{item_id!r} is not a quarantine id")
+        try:
+            meta = json.loads((self.folder / item_id / ITEM_META).read_text())
+        except FileNotFoundError as exc:
+            raise QuarantineError(f"no quarantined item {item_id}") from exc
+        except (OSError, ValueError) as exc:
+            raise QuarantineError(f"{item_id}: metadata unreadable: {exc}") from exc
+        return QuarantineItem(**meta)
+
+    def read(self, item_id: str) -> bytes:
+        item = self.item(item_id)
+        encoded = (self.folder / item_id / ITEM_DATA).read_bytes()
+        try:
+            data = zlib.decompress(_xor(encoded, bytes.fromhex(item.key)))
+        except zlib.error as exc:
+            raise QuarantineError(f"{item_id}: stored data is damaged: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != item.sha256:
+            raise QuarantineError(f"{item_id}: stored data does not match its sha256")
+        return data
+
+    def items(self) -> list[QuarantineItem]:
+        found = []
+        for folder in sorted(self.folder.iterdir()) if self.folder.exists() else []:
+            if (folder / ITEM_META).is_file():
+                with contextlib.suppress(QuarantineError):
+                    found.append(self.item(folder.name))
+        return found
+
+    def restore(self, item_id: str, *, to: str | None = None,
+                overwrite: bool = False) -> QuarantineItem:
+        """Put the bytes back with their mode, owner and times; journaled like any action."""
+        item = self.item(item_id)
+        target = Path(to or item.original_path)
+        data = self.read(item_id)
+        # a backup is the whole file an entry was cut out of: it replaces what is there now
+        if target.exists() and not (overwrite or item.kind == "backup"):
+            raise QuarantineError(f"{target} exists; restore elsewhere (--to) or "
+                                  "--overwrite")
+        self.journal.write({"action": "restore", "state": "planned", "id": item_id,
+                            "path": str(target)})
+        try:
+            with atomic_output(target, mode=item.mode, prefix=".restore-") as out:
+                out.write(data)
+                if os.geteuid() == 0 or os.geteuid() == item.uid:
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(out.fileno(), item.uid, item.gid)
+            # times last: nothing writes to the file after this
+            os.utime(target, ns=(item.atime_ns, item.mtime_ns), follow_symlinks=False)
+        except OSError as exc:
+            self.journal.write({"action": "restore", "state": "failed", "id": item_id,
+                                "error": str(exc)})
+            raise QuarantineError(f"{target}: {exc}") from exc
+        item.restored_at = _now()
+        meta_path = self.folder / item_id / ITEM_META
+        meta_path.chmod(0o600)
+        write_atomically(meta_path, json.dumps(asdict(item), indent=1).encode(), mode=0o400)
+        self.journal.write({"action": "restore", "state": "done", "id": item_id,
+                            "path": str(target)})
+        return item

@@ -1,0 +1,151 @@
+"""The YARA rules of a definitions bundle, compiled with yara-x and cached.
+
+Each rule file is compiled into a namespace of its own (``pack/file``), so packs that reuse
+rule names still load; a file that does not compile is left out and named. Compiling
+community packs takes seconds, so the compiled rules are serialized into the cleaner's
+state folder, keyed by the bundle's sha256 and the yara-x version: a later run, and every
+worker process, only deserializes them.
+
+Why yara-x and not the C yara: it is the engine the center analyses with (one rule
+dialect end to end), and one process per core gives the parallelism its Python scanner
+cannot (it holds the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+from typing import Any
+
+import yara_x
+
+from cleancenter.atomicfile import atomic_output
+from cleancenter.cleaner.definitions import Definitions
+from cleancenter.cleaner.findings import Evidence
+
+# signature-base's LOKI/THOR rules read these; they are set per scanned file
+EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
+SCAN_TIMEOUT = 30
+# rules that flag a trait rather than a bot: reported as suspicious, never acted on
+SUSPICIOUS_PREFIXES = ("susp", "hktl", "pua", "hunting", "methodology", "generic_susp",
+                       "informational")
+
+
+@dataclass
+class CompiledRules:
+    rules: yara_x.Rules | None
+    path: Path | None  # the serialized rules, for worker processes
+    broken: dict[str, str] = field(default_factory=dict)  # file -> compiler message
+    count: int = 0
+
+
+def _yara_x_version() -> str:
+    try:
+        return _dist_version("yara-x")
+    except Exception:  # an unusual install: still key the cache on something
+        return "unknown"
+
+
+def compile_definitions(defs: Definitions, cache_dir: Path | None) -> CompiledRules:
+    """Compile (or load from cache) every rule file of the bundle."""
+    if not defs.rule_sources:
+        return CompiledRules(None, None)
+    cache_path = None
+    if cache_dir is not None:
+        cache_path = cache_dir / f"rules-{defs.bundle_sha256[:32]}-{_yara_x_version()}.yxc"
+        if cache_path.is_file():
+            try:
+                with cache_path.open("rb") as handle:
+                    rules = yara_x.Rules.deserialize_from(handle)
+                return CompiledRules(rules, cache_path, {}, _count(rules))
+            except Exception:  # a damaged cache is rebuilt, never trusted
+                cache_path.unlink(missing_ok=True)
+    broken: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for name, source in sorted(defs.rule_sources.items()):
+        try:
+            texts[name] = source.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            broken[name] = f"not UTF-8 text: {exc}"
+    while True:  # yara-x keeps the valid rules of a failed file: leave whole files out
+        compiler = _new_compiler()
+        failed: dict[str, str] = {}
+        for name, text in texts.items():
+            if name in broken:
+                continue
+            compiler.new_namespace(name)
+            try:
+                compiler.add_source(text, origin=name)
+            except yara_x.CompileError as exc:
+                failed[name] = (str(exc).strip().splitlines() or ["does not compile"])[0]
+        if not failed:
+            break
+        broken.update(failed)
+    rules = compiler.build()
+    if cache_path is not None:
+        _write_atomically(cache_path, rules)
+    return CompiledRules(rules, cache_path, broken, _count(rules))
+
+
+def _count(rules: yara_x.Rules) -> int:
+    return sum(1 for _ in rules) if hasattr(rules, "__iter__") else 0
+
+
+def _new_compiler() -> yara_x.Compiler:
+    compiler = yara_x.Compiler(relaxed_re_syntax=True, includes_enabled=False)
+    for name in EXTERNALS:
+        compiler.define_global(name, "")
+    return compiler
+
+
+def _write_atomically(path: Path, rules: yara_x.Rules) -> None:
+    with atomic_output(path) as out:
+        rules.serialize_into(out)
+
+
+def load_serialized(path: Path) -> yara_x.Rules:
+    with path.open("rb") as handle:
+        return yara_x.Rules.deserialize_from(handle)
+
+
+def new_scanner(rules: yara_x.Rules) -> yara_x.Scanner:
+    scanner = yara_x.Scanner(rules)
+    scanner.set_timeout(SCAN_TIMEOUT)
+    return scanner
+
+
+def set_externals(scanner: yara_x.Scanner, path: str) -> None:
+    """The LOKI/THOR externals for one file (name, path, extension)."""
+    name = os.path.basename(path)
+    ext = os.path.splitext(name)[1].lower()
+    values = {"filename": name, "filepath": os.path.dirname(path), "extension": ext,
+              "filetype": "", "owner": ""}
+    for key, value in values.items():
+        scanner.set_global(key, value)
+
+
+def rule_evidence(matching: Iterable[Any], source: str) -> list[Evidence]:
+    """yara-x matching rules -> evidence naming the rule, its pack file, author, reference."""
+    found = []
+    for rule in matching:
+        meta = {key: value for key, value in rule.metadata}
+        found.append(Evidence(
+            type="rule", value=str(rule.identifier), source=f"{source}:{rule.namespace}",
+            author=str(meta.get("author", "")),
+            reference=str(meta.get("reference", "") or meta.get("description", ""))[:300],
+            detail=str(meta.get("score", ""))))
+    return found
+
+
+def is_trait_rule(evidence: Evidence) -> bool:
+    """True for rules that describe a trait (``SUSP_*``, low score), not a bot."""
+    name = evidence.value.lower()
+    if name.startswith(SUSPICIOUS_PREFIXES):
+        return True
+    try:
+        return bool(evidence.detail) and int(evidence.detail) < 70
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""Tests of the cleaner: its checks, quarantine, remediation and updates."""
