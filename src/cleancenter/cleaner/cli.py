@@ -8,6 +8,7 @@ do its work.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -64,7 +65,7 @@ def main() -> None:
 
 
 def _home(path: Path | None) -> CleanerHome:
-    return CleanerHome(path or default_home())
+    return CleanerHome((path or default_home()).absolute())
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -130,7 +131,7 @@ def _run(plan: ScanPlan, home: CleanerHome, defs: Definitions, quiet: bool) -> S
 
 def _finish(report: ScanReport, home: CleanerHome, as_json: bool, report_path: Path | None,
             token: str | None, center: str | None, show_info: bool) -> None:
-    saved = home.reports_dir / f"scan-{report.started.replace(':', '')}.jsonl"
+    saved = home.reports_dir / f"scan-{report.started.replace(':', '')}-{os.getpid()}.jsonl"
     for path in (saved, report_path):
         if path is not None:
             try:
@@ -218,7 +219,7 @@ def scan(
         raise _fail(f"unknown check(s): {', '.join(sorted(unknown))}")
     where = _home(home)
     defs = _definitions(where, definitions)
-    targets = roots or _default_roots()
+    targets = [root.absolute() for root in roots or _default_roots()]
     plan = ScanPlan(
         roots=targets, checks=chosen,
         files=FileScanOptions(targets, exclude or [], max_size << 20, not all_filesystems,
