@@ -23,9 +23,11 @@ def atomic_output(path: Path, *, mode: int | None = None, prefix: str = ".tmp-"
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
-            if mode is not None:
+            if mode is not None and hasattr(os, "fchmod"):
                 os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
+        if mode is not None and not hasattr(os, "fchmod"):  # Windows before Python 3.13
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

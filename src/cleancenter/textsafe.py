@@ -26,3 +26,10 @@ def printable(text: str | None) -> str:
 def for_console(text: str | None) -> str:
     """`printable`, then escaped for Rich markup."""
     return escape(printable(text))
+
+
+def display_path(path: str) -> str:
+    """A file path as safe text: bytes that are not UTF-8 (kept by Python as surrogates)
+    and control characters shown as ``\\xff`` escapes."""
+    return printable(path.encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                     "backslashreplace"))

@@ -43,8 +43,9 @@ DEFAULT_MEMORY = 2 << 30
 IN_PROCESS_BELOW = 4  # fewer samples than this are not worth starting a pool
 
 
-class TaskTimeout(Exception):
-    """The per-sample alarm went off."""
+class TaskTimeout(BaseException):
+    """The per-sample alarm went off. A BaseException, like KeyboardInterrupt: the
+    extractors' own ``except Exception`` guards must not swallow it and carry on."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,14 +33,14 @@ from cleancenter.cleaner.definitions import Definitions
 from cleancenter.cleaner.files import DEFAULT_MAX_SIZE, FileScanOptions
 from cleancenter.cleaner.quarantine import QuarantineError
 from cleancenter.cleaner.report import EXIT_ERROR, ScanReport, print_summary
-from cleancenter.cleaner.scan import CHECKS, ScanPlan, run_scan
+from cleancenter.cleaner.scan import CHECKS, PlanError, ScanPlan, check_plan, run_scan
 from cleancenter.cleaner.scan import Progress as ScanProgress
 from cleancenter.cleaner.state import CleanerHome, default_home
 from cleancenter.cleaner.update import open_definitions, update
 from cleancenter.definitions.behaviour import behaviour_rules
 from cleancenter.definitions.bundle import BundleError
 from cleancenter.definitions.keys import KeyProblem, PublicKey
-from cleancenter.textsafe import for_console
+from cleancenter.textsafe import display_path, for_console
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -125,6 +126,10 @@ class _RichScanProgress(ScanProgress):
 def _run(plan: ScanPlan, home: CleanerHome, defs: Definitions, quiet: bool) -> ScanReport:
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        check_plan(plan)
+    except PlanError as exc:
+        raise _fail(str(exc)) from exc
     with Progress(*columns, console=err, disable=quiet, transient=True) as progress:
         return run_scan(plan, defs, home, _RichScanProgress(progress))
 
@@ -219,7 +224,9 @@ def scan(
         raise _fail(f"unknown check(s): {', '.join(sorted(unknown))}")
     where = _home(home)
     defs = _definitions(where, definitions)
-    targets = [root.absolute() for root in roots or _default_roots()]
+    # resolved: the walk then follows no link, and --clean can refuse any path that
+    # gained one since
+    targets = [root.resolve() for root in roots or _default_roots()]
     plan = ScanPlan(
         roots=targets, checks=chosen,
         files=FileScanOptions(targets, exclude or [], max_size << 20, not all_filesystems,
@@ -287,7 +294,8 @@ def quarantine_list(home: HomeOption = None, as_json: JsonOption = False) -> Non
         return
     table = Table("id", "kind", "original path", "size", "quarantined", "restored")
     for item in items:
-        table.add_row(item.id, item.kind, for_console(item.original_path), f"{item.size:,}",
+        table.add_row(item.id, item.kind, escape(display_path(item.original_path)),
+                      f"{item.size:,}",
                       item.quarantined_at, item.restored_at or "")
     out.print(table if items else "Quarantine is empty.")
 
@@ -309,7 +317,7 @@ def restore(
     if as_json:
         sys.stdout.write(json.dumps(item.to_dict(), indent=2) + "\n")
     else:
-        out.print(f"restored {for_console(str(to or item.original_path))} "
+        out.print(f"restored {escape(display_path(str(to or item.original_path)))} "
                   f"(sha256 {item.sha256[:16]}...)")
 
 

@@ -1,8 +1,9 @@
 """The file check: walk the roots, hash every file and scan it with the rules, once.
 
-Each file is read once: small files into memory (one copy, hashed and scanned from the
-same bytes), large ones through ``mmap`` for the hash and yara-x's own mapping for the
-scan, so nothing large is copied. The walk runs in this process; hashing and YARA run in
+Each file is read once, by one ``open`` that follows no link and blocks on nothing, into
+memory: the hash and the YARA scan see the same bytes (yara-x scans bytes; handing it the
+path would open the file a second time, maybe another file). The size limit bounds the
+memory of each worker. The walk runs in this process; hashing and YARA run in
 one worker process per core (yara-x's Python scanner holds the GIL, threads would not
 help), each of which deserializes the compiled rules once. Unchanged files come from
 the `ScanCache` and are not read at all.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import mmap
 import multiprocessing
 import os
 import stat
@@ -34,9 +34,9 @@ from cleancenter.cleaner.rules import (
     set_externals,
 )
 from cleancenter.cleaner.scancache import Identity, ScanCache
+from cleancenter.textsafe import display_path
 
 DEFAULT_MAX_SIZE = 128 << 20
-IN_MEMORY_LIMIT = 32 << 20  # above this, mmap for the hash and scan_file for YARA
 CHUNK_FILES = 64
 CHUNK_BYTES = 64 << 20
 
@@ -90,7 +90,7 @@ def walk(options: FileScanOptions, stats: FileScanStats,
                 with os.scandir(folder) as entries:
                     listed = list(entries)
             except OSError as exc:
-                stats.errors.append({"path": folder, "error": f"cannot list: {exc}"})
+                stats.errors.append({"path": display_path(folder), "error": f"cannot list: {exc}"})
                 continue
             for entry in listed:
                 path = entry.path
@@ -99,7 +99,8 @@ def walk(options: FileScanOptions, stats: FileScanStats,
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError as exc:
-                    stats.errors.append({"path": path, "error": f"cannot stat: {exc}"})
+                    stats.errors.append({"path": display_path(path),
+                                         "error": f"cannot stat: {exc}"})
                     continue
                 if options.one_filesystem and st.st_dev != root_stat.st_dev:
                     continue
@@ -114,7 +115,7 @@ def _item(path: str, st: os.stat_result, options: FileScanOptions,
     if st.st_size > options.max_size:
         stats.skipped_large += 1
         return
-    yield _Item(path, Identity(st.st_size, st.st_mtime_ns, st.st_ino))
+    yield _Item(path, Identity.of(st))
 
 
 def _excluded(path: str, patterns: list[str]) -> bool:
@@ -125,55 +126,64 @@ def _excluded(path: str, patterns: list[str]) -> bool:
 
 _scanner: yara_x.Scanner | None = None
 _source = ""
+_max_size = DEFAULT_MAX_SIZE
 
 
-def _init_worker(rules_path: str | None, source: str) -> None:
-    global _scanner, _source
-    _source = source
+def _init_worker(rules_path: str | None, source: str, max_size: int) -> None:
+    global _scanner, _source, _max_size
+    _source, _max_size = source, max_size
     _scanner = new_scanner(load_serialized(Path(rules_path))) if rules_path else None
 
 
-_WorkResult = tuple[str, str | None, list[Evidence], str | None]  # path, sha256, rules, error
+# path, identity read (fstat), sha256, rules, error
+_WorkResult = tuple[str, Identity | None, str | None, list[Evidence], str | None]
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 
 
 def _scan_chunk(paths: list[str]) -> list[_WorkResult]:
     return [_scan_one(path) for path in paths]
 
 
-def _scan_one(path: str) -> _WorkResult:
-    """Hash and scan one file, reading it once; errors are returned, never raised."""
+def _read_once(path: str) -> tuple[Identity, bytes]:
+    """The file's bytes and identity from one open: never a FIFO or device swapped in
+    since the walk (non-blocking open, then a regular-file check), never a symlink."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-                     | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        try:  # O_NOATIME needs ownership; retry without it
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            return path, None, [], f"cannot open: {exc.strerror}"
-    except OSError as exc:
-        return path, None, [], f"cannot open: {exc.strerror}"
+        fd = os.open(path, _OPEN_FLAGS | getattr(os, "O_NOATIME", 0))
+    except PermissionError:  # O_NOATIME needs ownership; retry without it
+        fd = os.open(path, _OPEN_FLAGS)
     try:
-        size = os.fstat(fd).st_size
-        if size > IN_MEMORY_LIMIT:
-            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-                sha256 = hashlib.sha256(mapped).hexdigest()
-            data: bytes | None = None
-        else:
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                data = handle.read()
-            sha256 = hashlib.sha256(data).hexdigest()
-    except (OSError, ValueError) as exc:
-        return path, None, [], f"cannot read: {exc}"
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(0, "not a regular file any more")
+        if st.st_size > _max_size:
+            raise OSError(0, f"grew past the size limit ({st.st_size:,} bytes)")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(_max_size + 1)
     finally:
         os.close(fd)
+    return Identity.of(st), data
+
+
+def _scan_one(path: str) -> _WorkResult:
+    """Hash and scan one file from the same bytes; errors are returned, never raised.
+
+    The whole file is read into memory (at most the size limit, 128 MB by default, per
+    worker): yara-x scans bytes only, and re-opening the path for it could scan another
+    file than the one hashed."""
+    try:
+        identity, data = _read_once(path)
+    except OSError as exc:
+        return path, None, None, [], f"cannot read: {exc.strerror or exc}"
+    sha256 = hashlib.sha256(data).hexdigest()
     if _scanner is None:
-        return path, sha256, [], None
+        return path, identity, sha256, [], None
     set_externals(_scanner, path)
     try:
-        results = _scanner.scan(data) if data is not None else _scanner.scan_file(path)
-    except (yara_x.ScanError, yara_x.TimeoutError, OSError) as exc:
-        return path, sha256, [], f"YARA scan incomplete: {exc}"
-    return path, sha256, rule_evidence(results.matching_rules, _source), None
+        results = _scanner.scan(data)
+    except (yara_x.ScanError, yara_x.TimeoutError) as exc:
+        return path, identity, sha256, [], f"YARA scan incomplete: {exc}"
+    return path, identity, sha256, rule_evidence(results.matching_rules, _source), None
 
 
 # -- the scan -------------------------------------------------------------------------------
@@ -209,17 +219,17 @@ class FileScanner:
             if progress:
                 progress(1, item.identity.size)
         identities = {item.path: item for item in todo}
-        for path, sha256, rules, error in self._run(todo):
+        for path, read_identity, sha256, rules, error in self._run(todo):
             item = identities[path]
             self._account(item)
             if progress:
                 progress(1, item.identity.size)
             if error:
-                self.stats.errors.append({"path": path, "error": error})
+                self.stats.errors.append({"path": display_path(path), "error": error})
             if sha256 is None:
                 continue
-            if self.cache is not None and error is None:
-                self.cache.put(path, item.identity, sha256, rules)
+            if self.cache is not None and error is None and read_identity is not None:
+                self.cache.put(path, read_identity, sha256, rules)
             findings.extend(self._judge(item, sha256, rules))
         if self.cache is not None:
             self.cache.flush()
@@ -236,13 +246,14 @@ class FileScanner:
             raise ValueError("compiled rules must be serialized for the worker processes")
         chunks = list(_chunks(todo))
         if workers == 1 or len(chunks) <= 1:
-            _init_worker(rules_path, self.defs.source)
+            _init_worker(rules_path, self.defs.source, self.options.max_size)
             for chunk in chunks:
                 yield from _scan_chunk(chunk)
             return
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(rules_path, self.defs.source)) as pool:
+                                 initargs=(rules_path, self.defs.source,
+                                           self.options.max_size)) as pool:
             pending: set[Future[list[_WorkResult]]] = set()
             queue = iter(chunks)
             for chunk in queue:  # keep a bounded number of chunks in flight
@@ -282,7 +293,8 @@ class FileScanner:
             return []
         return [Finding(
             check="file", kind=kinds[0], severity="malicious" if severity == "malicious"
-            else "suspicious", where=item.path, why=_why(evidence), evidence=evidence,
+            else "suspicious", where=display_path(item.path), why=_why(evidence),
+            evidence=evidence,
             target={"path": item.path, "sha256": sha256, "size": item.identity.size})]
 
 

@@ -338,6 +338,9 @@ def check_connections(conns: Sequence[Connection], defs: Definitions, *,
         _resolved(sorted(iocs.domains | hosts), resolve, names)
     findings: list[Finding] = []
     done: set[tuple[int | None, str, str]] = set()
+    # a conversation on a port this machine listens on was started by the other side: a
+    # C&C address scanning a server makes the server no bot
+    listening = {(c.proto, c.local_port) for c in conns if c.state == "LISTEN"}
     for conn in talking:
         remote_ip = _plain_ip(conn.remote_ip)
         evidence: list[Evidence] = []
@@ -362,10 +365,16 @@ def check_connections(conns: Sequence[Connection], defs: Definitions, *,
             continue
         done.add(key)
         owner = f"pid {conn.pid}" if conn.pid is not None else "no owning process found"
+        incoming = conn.proto == "tcp" and (conn.proto, conn.local_port) in listening
+        # an address or IRC server from the definitions is the bot's; a name that merely
+        # resolves to the address may be a shared host
+        direct = any(not e.detail.startswith("C&C domain") for e in evidence)
         findings.append(Finding(
-            check="network", kind="ioc-connection", severity="malicious",
+            check="network", kind="ioc-connection-incoming" if incoming else "ioc-connection",
+            severity="malicious" if direct and not incoming else "suspicious",
             where=f"{conn.describe()} ({owner})",
-            why="connected to a known C&C: " + ", ".join(e.value for e in evidence),
+            why=("a known C&C address connected to this machine: " if incoming
+                 else "connected to a known C&C: ") + ", ".join(e.value for e in evidence),
             evidence=evidence,
             target={"pid": conn.pid, "start_time": conn.start_time, "remote": conn.remote,
                     "local": conn.local, "proto": conn.proto}))

@@ -15,11 +15,13 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cleancenter.atomicfile import atomic_output, write_atomically
 
@@ -35,6 +37,7 @@ class QuarantineError(Exception):
 class QuarantineItem:
     id: str
     original_path: str
+    folder_real: str  # the original folder with links resolved, to notice a swapped path
     sha256: str
     size: int
     mode: int
@@ -68,11 +71,57 @@ def _xor(data: bytes, key: bytes) -> bytes:
 
 
 def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a folder; its renames are durable enough
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def opened_beneath(path: str) -> Iterator[tuple[BinaryIO, Callable[[], None]]]:
+    """Open ``path`` for reading without following a symlink in any of its components;
+    yields the file and a function that unlinks exactly that file (same inode) from the
+    folder it was opened in."""
+    if not (os.open in os.supports_dir_fd and os.unlink in os.supports_dir_fd):
+        with open(path, "rb") as plain:  # Windows: no dir_fd; junctions are its own matter
+            yield plain, lambda: os.unlink(path)
+        return
+    parts = Path(path).parts
+    if len(parts) < 2 or not Path(path).is_absolute():
+        raise QuarantineError(f"{path}: not an absolute file path")
+    nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    dir_fd = os.open(parts[0], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[1:-1]:
+            try:
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dir_fd)
+            except OSError as exc:
+                raise QuarantineError(f"{part}: not a plain folder (a link?): {exc.strerror}"
+                                      ) from exc
+            os.close(dir_fd)
+            dir_fd = next_fd
+        name = parts[-1]
+        fd = os.open(name, os.O_RDONLY | nofollow | os.O_NONBLOCK, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            opened = os.fstat(handle.fileno())
+
+            def unlink() -> None:
+                now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+                    raise QuarantineError("replaced while being quarantined; not removed")
+                os.unlink(name, dir_fd=dir_fd)
+
+            yield handle, unlink
+    finally:
+        os.close(dir_fd)
+
+
+def _euid() -> int | None:
+    geteuid = getattr(os, "geteuid", None)  # not on Windows
+    return int(geteuid()) if geteuid else None
 
 
 class Journal:
@@ -113,7 +162,9 @@ class Quarantine:
         key = secrets.token_bytes(16)
         item = QuarantineItem(
             id=datetime.now(UTC).strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(4),
-            original_path=original_path, sha256=hashlib.sha256(data).hexdigest(),
+            original_path=original_path,
+            folder_real=os.path.realpath(os.path.dirname(original_path)),
+            sha256=hashlib.sha256(data).hexdigest(),
             size=len(data), mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid,
             atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns, quarantined_at=_now(),
             reason=reason, kind=kind, key=key.hex())
@@ -128,18 +179,27 @@ class Quarantine:
         return item
 
     def quarantine_file(self, path: str, *, reason: str, kind: str = "file",
-                        remove: bool = True) -> QuarantineItem:
-        """Journal, copy in, verify, then remove the original (unless ``remove`` is off)."""
+                        remove: bool = True, expected_sha256: str | None = None
+                        ) -> QuarantineItem:
+        """Journal, copy in, verify, then remove the original (unless ``remove`` is off).
+
+        The file is opened without following a symlink anywhere on its path, and, when
+        the scan's ``expected_sha256`` is given, must still hold those bytes: a path that
+        was swapped since the scan (a folder replaced by a link) is refused, never removed.
+        """
         self.journal.write({"action": "quarantine", "state": "planned", "path": path,
                             "reason": reason})
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as handle:
+            with opened_beneath(path) as (handle, unlink):
                 st = os.fstat(handle.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise QuarantineError("not a regular file any more")
                 data = handle.read()
-            item = self.store(path, data, st, reason=reason, kind=kind)
-            if remove:
-                os.unlink(path)
+                if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
+                    raise QuarantineError("changed since the scan; not touched")
+                item = self.store(path, data, st, reason=reason, kind=kind)
+                if remove:
+                    unlink()
         except (OSError, QuarantineError) as exc:
             self.journal.write({"action": "quarantine", "state": "failed", "path": path,
                                 "error": str(exc)})
@@ -186,6 +246,11 @@ class Quarantine:
         item = self.item(item_id)
         target = Path(to or item.original_path)
         data = self.read(item_id)
+        if to is None and os.path.realpath(target.parent) != item.folder_real:
+            raise QuarantineError(f"{target.parent} now leads to "
+                                  f"{os.path.realpath(target.parent)}, not to "
+                                  f"{item.folder_real} as when it was quarantined (a "
+                                  "swapped link?); restore with --to")
         # a backup is the whole file an entry was cut out of: it replaces what is there now
         if target.exists() and not (overwrite or item.kind == "backup"):
             raise QuarantineError(f"{target} exists; restore elsewhere (--to) or "
@@ -195,7 +260,7 @@ class Quarantine:
         try:
             with atomic_output(target, mode=item.mode, prefix=".restore-") as out:
                 out.write(data)
-                if os.geteuid() == 0 or os.geteuid() == item.uid:
+                if _euid() in (0, item.uid):
                     with contextlib.suppress(PermissionError):
                         os.fchown(out.fileno(), item.uid, item.gid)
             # times last: nothing writes to the file after this

@@ -6,13 +6,16 @@ persistence, even when each of those alone was only suspicious. `clean` then act
 malicious findings only, in the order that keeps a bot from putting itself back: capture
 and stop its processes, quarantine its files, remove its autostart entries. Each action
 is journaled first and undone with ``restore``. A file in an OS-critical folder is only
-ever touched on an exact hash match.
+ever touched on an exact hash match, and a process running an OS program is stopped only
+on an exact hash match or a connection to a known IRC server's host and port (a perl IRC
+bot is perl; perl talking to a listed address is not enough).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,13 @@ def _escalate(finding: Finding, evidence: Evidence, kind: str | None = None) -> 
     finding.evidence.append(evidence)
 
 
+def _tokens(command: str) -> set[str]:
+    try:
+        return set(shlex.split(command, comments=False, posix=True))
+    except ValueError:  # unbalanced quotes: plain words will do
+        return set(command.split())
+
+
 def correlate(findings: list[Finding]) -> None:
     """Raise the findings that belong to a bot already found malicious (in place)."""
     c2_pids = {f.target.get("pid") for f in findings
@@ -59,16 +69,16 @@ def correlate(findings: list[Finding]) -> None:
             _escalate(f, Evidence("behaviour", "connected to a known C&C address"))
     bad_paths = {str(f.target["path"]) for f in findings
                  if f.check == "file" and f.severity == "malicious" and "path" in f.target}
-    bad_paths |= {_exe(f) for f in findings
-                  if f.check == "process" and f.severity == "malicious" and _exe(f)}
+    # an OS program (an interpreter running a bot script) is not the bot's file
+    bad_paths |= {_exe(f) for f in findings if f.check == "process"
+                  and f.severity == "malicious" and _exe(f) and not is_os_critical(_exe(f))}
     for f in findings:
         if f.check != "persistence":
             continue
         entry = f.target.get("entry") or {}
         program = str(entry.get("program") or "")
-        command = str(entry.get("command") or "")
-        hit = program if program in bad_paths else next(
-            (path for path in bad_paths if path and path in command), None)
+        words = _tokens(str(entry.get("command") or "")) | {program}
+        hit = next((path for path in sorted(bad_paths) if path in words), None)
         if hit:
             _escalate(f, Evidence("behaviour", f"starts {hit}, found malicious"),
                       "malicious-autostart")
@@ -82,33 +92,44 @@ class CleanTools:
     read_image: Callable[[int], bytes | None]  # a running process's executable
     image_stat: Callable[[int], os.stat_result | None]
     stop: Callable[[int, Any], str]  # (pid, start_time) -> status text
+    exe_of: Callable[[int], str | None] = lambda pid: None  # for a connection's owner
     cache: ScanCache | None = None
 
 
 def clean(findings: list[Finding], tools: CleanTools) -> None:
     """Act on every malicious finding; the result is written into each finding."""
     malicious = [f for f in findings if f.severity == "malicious"]
-    _stop_processes([f for f in malicious if f.check in ("process", "network")], tools)
+    file_paths = {str(f.target.get("path")) for f in malicious if f.check == "file"}
+    left_on_disk = _stop_processes([f for f in malicious if f.check in ("process", "network")],
+                                   tools, file_paths)
     for f in malicious:
         if f.check == "file":
             _quarantine_file(f, tools)
-    removed: dict[str, Finding] = {}  # a unit with several Exec lines is one file
-    for f in malicious:
-        if f.check == "persistence":
-            path = str((f.target.get("entry") or {}).get("file") or "")
-            first = removed.get(path)
-            if first is not None and (f.target.get("entry") or {}).get("whole_file"):
-                f.action, f.action_id = first.action, first.action_id
-                continue
-            _remove_entry(f, tools)
-            if path:
-                removed[path] = f
+    for path, group in left_on_disk.items():  # a stopped bot's file outside the scanned roots
+        extra = Finding("file", "hash-match", "malicious", path, "the file of a stopped bot",
+                        list(group[0].evidence), {"path": path})
+        _quarantine_file(extra, tools)
+        for f in group:
+            f.action = f"{f.action}; its file {extra.action}"
+            f.action_id = f.action_id or extra.action_id
+    _remove_entries([f for f in malicious if f.check == "persistence"], tools)
     for f in findings:
         if f.severity != "malicious" and f.action is None:
             f.action = "reported"
 
 
-def _stop_processes(found: list[Finding], tools: CleanTools) -> None:
+def _may_stop(exe: str, group: list[Finding]) -> bool:
+    if not exe or not is_os_critical(exe):
+        return True
+    return any(has_hash_match(f) for f in group) or any(
+        e.type == "ioc" and e.detail.startswith("IRC server")
+        for f in group for e in f.evidence)
+
+
+def _stop_processes(found: list[Finding], tools: CleanTools,
+                    file_paths: set[str]) -> dict[str, list[Finding]]:
+    """Stop each malicious process once; returns the files of stopped bots that are still
+    on disk and that no file finding covers (they are quarantined next)."""
     by_pid: dict[int, list[Finding]] = {}
     for f in found:
         pid = f.target.get("pid")
@@ -116,38 +137,50 @@ def _stop_processes(found: list[Finding], tools: CleanTools) -> None:
             by_pid.setdefault(pid, []).append(f)
         elif f.action is None:
             f.action = "skipped: no process owns it"
-    quarantined: dict[str, str] = {}
+    left_on_disk: dict[str, list[Finding]] = {}
     for pid, group in sorted(by_pid.items()):
-        exe = next((_exe(f) for f in group if _exe(f)), "")
+        exe = next((_exe(f) for f in group if _exe(f)), "") or \
+            (tools.exe_of(pid) or "").removesuffix(DELETED)
         start_time = next((f.target.get("start_time") for f in group
                            if f.target.get("start_time") is not None), None)
-        if exe and is_os_critical(exe) and not any(has_hash_match(f) for f in group):
-            _set(group, "skipped: OS program, no exact hash match")
+        if not _may_stop(exe, group):
+            _set(group, f"skipped: runs the OS program {exe}; no exact hash or IRC server "
+                        "match (stop it yourself if it is the bot)")
             continue
-        action_id = None
-        deleted = any(str(f.target.get("exe") or "").endswith(DELETED) for f in group)
-        if exe and (deleted or not os.path.exists(exe)) and exe not in quarantined:
-            image, st = tools.read_image(pid), tools.image_stat(pid)
-            if image is not None and st is not None:
-                tools.quarantine.journal.write({"action": "quarantine-image", "state":
-                                                "planned", "pid": pid, "path": exe})
-                try:
-                    item = tools.quarantine.store(exe, image, st, kind="running-image",
-                                                  reason=f"running image of pid {pid}")
-                    quarantined[exe] = item.id
-                    tools.quarantine.journal.write({"action": "quarantine-image", "state":
-                                                    "done", "pid": pid, "id": item.id})
-                except (OSError, QuarantineError) as exc:
-                    tools.quarantine.journal.write({"action": "quarantine-image", "state":
-                                                    "failed", "pid": pid, "error": str(exc)})
-        action_id = quarantined.get(exe)
+        deleted = not exe or not os.path.exists(exe) or any(
+            str(f.target.get("exe") or "").endswith(DELETED) for f in group)
+        image_id, kept = None, ""
+        if deleted:
+            image_id, kept = _keep_image(pid, exe, tools)
         tools.quarantine.journal.write({"action": "stop", "state": "planned", "pid": pid,
                                         "exe": exe})
         status = tools.stop(pid, start_time)
         tools.quarantine.journal.write({"action": "stop", "state": "done", "pid": pid,
                                         "status": status})
-        text = status + (" and its image quarantined" if action_id else "")
-        _set(group, text, action_id)
+        _set(group, status + kept, image_id)
+        if status == "stopped" and not deleted and exe not in file_paths \
+                and not is_os_critical(exe):
+            left_on_disk.setdefault(exe, []).extend(group)
+    return left_on_disk
+
+
+def _keep_image(pid: int, exe: str, tools: CleanTools) -> tuple[str | None, str]:
+    """Copy a running bot's image into quarantine before it is stopped (its file is gone)."""
+    image, st = tools.read_image(pid), tools.image_stat(pid)
+    if image is None or st is None:
+        return None, "; its image could not be read, so it was not kept"
+    tools.quarantine.journal.write({"action": "quarantine-image", "state": "planned",
+                                    "pid": pid, "path": exe})
+    try:
+        item = tools.quarantine.store(exe or f"pid-{pid}-image", image, st,
+                                      kind="running-image", reason=f"running image of pid {pid}")
+    except (OSError, QuarantineError) as exc:
+        tools.quarantine.journal.write({"action": "quarantine-image", "state": "failed",
+                                        "pid": pid, "error": str(exc)})
+        return None, f"; its image could not be kept: {exc}"
+    tools.quarantine.journal.write({"action": "quarantine-image", "state": "done", "pid": pid,
+                                    "id": item.id})
+    return item.id, " and its image quarantined"
 
 
 def _set(group: list[Finding], action: str, action_id: str | None = None) -> None:
@@ -161,7 +194,8 @@ def _quarantine_file(f: Finding, tools: CleanTools) -> None:
         f.action = "skipped: OS-critical path, no exact hash match"
         return
     try:
-        item = tools.quarantine.quarantine_file(path, reason=f.why)
+        item = tools.quarantine.quarantine_file(
+            path, reason=f.why, expected_sha256=f.target.get("sha256"))
     except QuarantineError as exc:
         f.action = f"failed: {exc}"
         return
@@ -170,48 +204,69 @@ def _quarantine_file(f: Finding, tools: CleanTools) -> None:
     f.action, f.action_id = "quarantined", item.id
 
 
-def _remove_entry(f: Finding, tools: CleanTools) -> None:
-    entry = f.target.get("entry") or {}
-    path = entry.get("file")
-    if not path:
-        f.action = "skipped: registry entries are listed, not changed (remove with the " \
-                   "Windows tools; see docs/cleaner.md)"
-        return
-    if entry.get("whole_file"):
+def _remove_entries(found: list[Finding], tools: CleanTools) -> None:
+    """Whole files once each; the lines of one file all in one rewrite."""
+    lines: dict[str, list[Finding]] = {}
+    done: dict[str, Finding] = {}
+    for f in found:
+        entry = f.target.get("entry") or {}
+        path = str(entry.get("file") or "")
+        if not path:
+            f.action = "skipped: registry entries are listed, not changed (remove it with " \
+                       "the Windows tools; see docs/cleaner.md)"
+        elif is_os_critical(path):
+            f.action = "skipped: an OS file; not changed (check it yourself)"
+        elif entry.get("whole_file"):
+            if path in done:
+                f.action, f.action_id = done[path].action, done[path].action_id
+                continue
+            try:
+                item = tools.quarantine.quarantine_file(path, reason=f.why,
+                                                        kind="persistence-file")
+                f.action, f.action_id = "removed (file quarantined)", item.id
+            except QuarantineError as exc:
+                f.action = f"failed: {exc}"
+            done[path] = f
+        elif isinstance(entry.get("line"), int):
+            lines.setdefault(path, []).append(f)
+        else:
+            f.action = "skipped: the entry's line is not known"
+    for path, group in lines.items():
         try:
-            item = tools.quarantine.quarantine_file(str(path), reason=f.why,
-                                                    kind="persistence-file")
-        except QuarantineError as exc:
-            f.action = f"failed: {exc}"
-            return
-        f.action, f.action_id = "removed (file quarantined)", item.id
-        return
-    line = entry.get("line")
-    if not isinstance(line, int):
-        f.action = "skipped: the entry's line is not known"
-        return
-    try:
-        f.action_id = _cut_line(Path(path), line, str(entry.get("command", "")), f.why, tools)
-        f.action = "removed (line cut, file backed up)"
-    except (OSError, QuarantineError, ValueError) as exc:
-        f.action = f"failed: {exc}"
+            backup = _cut_lines(Path(path), group, tools)
+        except (OSError, QuarantineError, ValueError) as exc:
+            _set(group, f"failed: {exc}")
+            continue
+        _set(group, "removed (line cut, file backed up)", backup)
 
 
-def _cut_line(path: Path, line: int, expected: str, reason: str, tools: CleanTools) -> str:
-    """Back the file up into quarantine, then rewrite it without that one line."""
-    lines = path.read_bytes().splitlines(keepends=True)
-    if not 1 <= line <= len(lines) or \
-            expected.strip() not in lines[line - 1].decode("utf-8", "replace"):
-        raise ValueError(f"{path}:{line} changed since the scan; not touched")
-    backup = tools.quarantine.quarantine_file(str(path), reason=reason, kind="backup",
+def _cut_lines(path: Path, group: list[Finding], tools: CleanTools) -> str:
+    """Back the file up into quarantine, then rewrite it without the entries' lines.
+
+    Lines are split as the persistence check split them (text, `str.splitlines`), and each
+    must still hold its command: a file changed since the scan is not touched."""
+    if os.path.realpath(path) != str(path):
+        raise ValueError(f"{path} leads elsewhere now (a link?); not touched")
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    lines = text.splitlines(keepends=True)
+    cut = set()
+    for f in group:
+        entry = f.target["entry"]
+        number, command = int(entry["line"]), str(entry.get("command", "")).strip()
+        if not 1 <= number <= len(lines) or command not in lines[number - 1]:
+            raise ValueError(f"{path}:{number} changed since the scan; not touched")
+        cut.add(number)
+    backup = tools.quarantine.quarantine_file(str(path), reason=group[0].why, kind="backup",
                                               remove=False)
     st = path.stat()
-    tools.quarantine.journal.write({"action": "cut-line", "state": "planned",
-                                    "path": str(path), "line": line, "backup": backup.id})
+    tools.quarantine.journal.write({"action": "cut-lines", "state": "planned",
+                                    "path": str(path), "lines": sorted(cut),
+                                    "backup": backup.id})
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in cut)
     with atomic_output(path, mode=st.st_mode & 0o7777, prefix=".cut-") as out:
-        out.write(b"".join(lines[:line - 1] + lines[line:]))
-        if os.geteuid() == 0:
+        out.write(kept.encode("utf-8", "surrogateescape"))
+        if getattr(os, "geteuid", lambda: None)() == 0:
             os.fchown(out.fileno(), st.st_uid, st.st_gid)
-    tools.quarantine.journal.write({"action": "cut-line", "state": "done", "path": str(path),
-                                    "line": line, "backup": backup.id})
+    tools.quarantine.journal.write({"action": "cut-lines", "state": "done", "path": str(path),
+                                    "lines": sorted(cut), "backup": backup.id})
     return backup.id

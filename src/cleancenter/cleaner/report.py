@@ -68,7 +68,8 @@ class ScanReport:
 
     def lines(self) -> list[str]:
         rows = [self.header()] + [{"record": "finding", **f.to_dict()} for f in self.findings]
-        return [json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows]
+        # ASCII: a file name that is not UTF-8 survives as an escape, read back exactly
+        return [json.dumps(row, ensure_ascii=True, sort_keys=True) for row in rows]
 
     def write_jsonl(self, path: Path) -> None:
         """Written whole or not at all."""

@@ -14,6 +14,7 @@ cannot (it holds the GIL).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version as _dist_version
@@ -29,10 +30,19 @@ from cleancenter.cleaner.findings import Evidence
 # signature-base's LOKI/THOR rules read these; they are set per scanned file
 EXTERNALS = ("filename", "filepath", "extension", "filetype", "owner")
 SCAN_TIMEOUT = 30
-# rules that flag a trait rather than a bot: reported as suspicious, never acted on
-SUSPICIOUS_PREFIXES = ("susp", "hktl", "pua", "hunting", "methodology", "generic_susp",
-                       "informational")
-
+# A rule is acted on only when its name says it was written for malicious software
+# (Elastic's Linux_Trojan_Mirai_*, ReversingLabs' Win32_Ransomware_*, signature-base's
+# MAL_* and APT_*, our cleancenter_gen_*); hack tools, vulnerable drivers, miners, exploits
+# and SUSP_* traits are reported as suspicious and never acted on.
+MALWARE_WORDS = frozenset({
+    "trojan", "backdoor", "botnet", "bot", "ircbot", "worm", "ransomware", "ransom", "rat",
+    "virus", "mal", "malware", "apt", "stealer", "infostealer", "downloader", "dropper",
+    "webshell", "rootkit", "keylogger", "mirai", "gafgyt", "bashlite", "tsunami", "kaiten",
+    "eicar"})
+TRAIT_WORDS = frozenset({
+    "susp", "suspicious", "hktl", "hacktool", "pua", "hunting", "methodology", "generic",
+    "informational", "vulndriver", "cryptominer", "miner", "expl", "exploit", "pentest"})
+GENERATED_PREFIX = "cleancenter_gen_"
 
 @dataclass
 class CompiledRules:
@@ -141,11 +151,16 @@ def rule_evidence(matching: Iterable[Any], source: str) -> list[Evidence]:
 
 
 def is_trait_rule(evidence: Evidence) -> bool:
-    """True for rules that describe a trait (``SUSP_*``, low score), not a bot."""
+    """True for a rule that describes a trait or a tool, not a bot (see MALWARE_WORDS)."""
     name = evidence.value.lower()
-    if name.startswith(SUSPICIOUS_PREFIXES):
+    if name.startswith(GENERATED_PREFIX):
+        return False
+    words = set(re.split(r"[_.\-]+", name))
+    if words & TRAIT_WORDS:
         return True
     try:
-        return bool(evidence.detail) and int(evidence.detail) < 70
+        if evidence.detail and int(evidence.detail) < 70:  # signature-base's score
+            return True
     except ValueError:
-        return False
+        pass
+    return not words & MALWARE_WORDS

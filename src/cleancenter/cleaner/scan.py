@@ -61,8 +61,21 @@ class Progress:
         pass
 
 
+class PlanError(ValueError):
+    """The scan was asked for something it must not do."""
+
+
+def check_plan(plan: ScanPlan) -> None:
+    """``--clean`` acts on this machine only: never on a recording or a mounted image,
+    whose pids and paths are not this machine's."""
+    if plan.clean and (plan.snapshot or plan.offline_root or plan.hives):
+        raise PlanError("--clean works on the running machine only, not with --snapshot, "
+                            "--offline-root or --hive: remove what those show by hand")
+
+
 def run_scan(plan: ScanPlan, defs: Definitions, home: CleanerHome,
              progress: Progress | None = None) -> ScanReport:
+    check_plan(plan)
     progress = progress or Progress()
     report = ScanReport(CLEANER_VERSION, defs.version, roots=[str(r) for r in plan.roots],
                         checks=list(plan.checks))
@@ -73,7 +86,8 @@ def run_scan(plan: ScanPlan, defs: Definitions, home: CleanerHome,
     findings: list[Finding] = []
     try:
         if "files" in plan.checks:
-            findings += _files(plan, defs, rules, home, cache, report, progress)
+            findings += _guard("files", report,
+                               lambda: _files(plan, defs, rules, home, cache, report, progress))
         if "processes" in plan.checks:
             findings += _guard("processes", report,
                                lambda: _processes(plan, defs, rules, report, progress))
@@ -116,6 +130,10 @@ def _files(plan: ScanPlan, defs: Definitions, rules: CompiledRules, home: Cleane
     found = scanner.scan(items, progress.advance)
     report.stats["files"] = scanner.stats.to_dict()
     report.errors += [{"check": "files", **e} for e in scanner.stats.errors]
+    missing = [e for e in scanner.stats.errors if e["error"].startswith("cannot read root")]
+    if missing and len(missing) == len(options.roots):
+        report.errors.append({"check": "files", "error": "no root could be read",
+                              "fatal": "yes"})
     return found
 
 
@@ -173,6 +191,12 @@ def _persistence(plan: ScanPlan, defs: Definitions, report: ScanReport,
         entries += found
         errors += more
         reader_root = plan.offline_root or plan.system_root
+    elif sys.platform == "win32":  # the running Windows: its live registry and drive
+        drive = Path(os.environ.get("SYSTEMDRIVE", "C:") + "\\")
+        found, more = windows.windows_entries(registry.live_views(), drive)
+        entries += found
+        errors += more
+        reader_root = drive
     else:
         found, more = linux.linux_entries(plan.system_root, plan.homes)
         entries += found
@@ -206,8 +230,13 @@ def _tools(plan: ScanPlan, home: CleanerHome, cache: ScanCache | None) -> CleanT
     from cleancenter.cleaner import processes
 
     view = _process_view(plan)
+
+    def exe_of(pid: int) -> str | None:
+        info = view.process(pid)
+        return info.exe if info is not None else None
+
     return CleanTools(
         quarantine=home.quarantine(), read_image=view.read_executable,
-        image_stat=view.stat_executable,
+        image_stat=view.stat_executable, exe_of=exe_of,
         stop=lambda pid, start: processes.stop_process(pid, start, proc_root=plan.proc_root),
         cache=cache)

@@ -10,7 +10,10 @@ grows.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -32,11 +35,12 @@ from cleancenter.definitions.rulegen import (
 )
 from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import SAMPLE, Catalog, utcnow
-from cleancenter.store.models import Ioc, Release, SampleIoc
+from cleancenter.store.models import Ioc, Release, SampleIoc, SampleName
 
 RELEASE = cast(Table, Release.__table__)
 IOC = cast(Table, Ioc.__table__)
 SAMPLE_IOC = cast(Table, SampleIoc.__table__)
+SAMPLE_NAME = cast(Table, SampleName.__table__)
 MIN_CLEANER_VERSION = "0.1.0"
 IOC_TYPES = {"ipv4": "ips", "ipv6": "ips", "domain": "domains", "url": "urls",
              "irc-server": "irc_servers", "irc-channel": "irc_channels"}
@@ -45,6 +49,36 @@ GENERATED_PACK = "generated"  # rules/generated/<family>.yar in the bundle
 
 class BuildProblem(Exception):
     """The release cannot be built as asked; the message says why."""
+
+
+# Addresses a bot talks to that are not its C&C: a connection to one proves nothing, and
+# the cleaner would stop whatever made it. Public resolvers first.
+NOT_C2 = frozenset({"8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112",
+                    "208.67.222.222", "208.67.220.220", "4.2.2.1", "4.2.2.2", "64.6.64.6",
+                    "2001:4860:4860::8888", "2001:4860:4860::8844", "2606:4700:4700::1111"})
+# file names worth telling the cleaner about: a program's, with its extension
+BOT_NAME = re.compile(r"^[\w.+-]{1,120}\.(?:exe|dll|scr|com|pif|bat|cmd|vbs|js|jar|ps1|sh|pl|py)$",
+                      re.ASCII | re.IGNORECASE)
+
+
+def c2_worthy(value: str) -> bool:
+    """A global unicast address (or network) that is no well-known public service."""
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return network.is_global and not network.is_multicast and value not in NOT_C2
+
+
+def bot_file_names(names: Iterable[str]) -> list[str]:
+    """Base names of malicious samples that name a program (``mssecsvc.exe``, ``bins.sh``);
+    bare names like ``x86`` are left out. The cleaner treats a name match as a hint only."""
+    found = set()
+    for name in names:
+        base = re.split(r"[\\/]", name)[-1]
+        if len(base) >= 5 and BOT_NAME.match(base):
+            found.add(base.lower())
+    return sorted(found)
 
 
 @dataclass
@@ -86,11 +120,18 @@ def build_release(catalog: Catalog, *, keys_dir: Path, rules_registry: Path, out
             .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_IOC.c.sha256)
             .where(SAMPLE.c.verdict == "malicious", IOC.c.type.in_(list(IOC_TYPES)))
             .order_by(IOC.c.type, IOC.c.value)).all()
+        names = conn.execute(
+            select(SAMPLE_NAME.c.name).distinct()
+            .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_NAME.c.sha256)
+            .where(SAMPLE.c.verdict == "malicious")).scalars().all()
     hashes = "".join(json.dumps({"sha256": s, "size": size, "family": fam}) + "\n"
                      for s, size, fam in malicious)
     ioc_lists: dict[str, list[str]] = {name: [] for name in sorted(set(IOC_TYPES.values()))}
     for kind, value in iocs:
+        if IOC_TYPES[kind] == "ips" and not c2_worthy(value):
+            continue
         ioc_lists[IOC_TYPES[kind]].append(value)
+    ioc_lists["filenames"] = bot_file_names(names)
     files: dict[str, bytes] = {
         "hashes.jsonl": hashes.encode(),
         "iocs.json": json.dumps(ioc_lists, indent=1, sort_keys=True).encode(),

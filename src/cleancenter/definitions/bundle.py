@@ -27,6 +27,8 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 _FIXED_TIME = (2000, 1, 1, 0, 0, 0)
 MAX_MEMBER = 512 << 20
+MAX_TOTAL = 1 << 30
+MAX_MANIFEST = 16 << 20
 
 
 class BundleError(Exception):
@@ -83,45 +85,64 @@ def _check_name(name: str) -> None:
 
 def read_bundle(path: Path, public_key: PublicKey, *, not_older_than: int | None = None
                 ) -> Bundle:
-    """Open and verify a bundle; raises `BundleError` on any fault."""
+    """Open and verify a bundle; raises `BundleError` on any fault.
+
+    Only the manifest and the signature are read before the signature is checked (both
+    small, capped): an unsigned bundle cannot make us inflate anything. Then only the
+    members the signed manifest lists are read, each and all together within a cap."""
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{path}: not a readable bundle: {exc}") from exc
     with zf:
-        members = {}
+        infos: dict[str, zipfile.ZipInfo] = {}
         for info in zf.infolist():
-            if info.file_size > MAX_MEMBER:
-                raise BundleError(f"{info.filename}: too large for a definitions file")
-            if info.filename in members:
+            if info.filename in infos:
                 raise BundleError(f"{info.filename}: appears twice in the bundle")
-            try:
-                members[info.filename] = zf.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
-                raise BundleError(f"{info.filename}: unreadable: {exc}") from exc
-    manifest_bytes = members.pop(MANIFEST, None)
-    signature = members.pop(SIGNATURE, None)
-    if manifest_bytes is None or signature is None:
-        raise BundleError("unsigned bundle: manifest or signature missing")
-    if not public_key.verify(signature, manifest_bytes):
-        raise BundleError("signature does not match the pinned public key "
-                          f"({public_key.fingerprint[:16]}...): tampered, or another key")
-    try:
-        manifest = json.loads(manifest_bytes)
-    except ValueError as exc:  # signed garbage: still refuse
-        raise BundleError(f"manifest is not JSON: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"bundle format {manifest.get('format')!r} is not {FORMAT}")
-    listed: dict[str, str] = manifest.get("files", {})
-    for name in sorted(set(members) | set(listed)):
-        if name not in listed:
-            raise BundleError(f"{name}: in the bundle but not in the signed manifest")
-        if name not in members:
-            raise BundleError(f"{name}: in the manifest but missing from the bundle")
-        if hashlib.sha256(members[name]).hexdigest() != listed[name]:
-            raise BundleError(f"{name}: content differs from the signed manifest")
+            infos[info.filename] = info
+        if MANIFEST not in infos or SIGNATURE not in infos:
+            raise BundleError("unsigned bundle: manifest or signature missing")
+        manifest_bytes = _member(zf, infos[MANIFEST], MAX_MANIFEST)
+        signature = _member(zf, infos[SIGNATURE], 1024)
+        if not public_key.verify(signature, manifest_bytes):
+            raise BundleError("signature does not match the pinned public key "
+                              f"({public_key.fingerprint[:16]}...): tampered, or another key")
+        try:
+            manifest = json.loads(manifest_bytes)
+        except ValueError as exc:  # signed garbage: still refuse
+            raise BundleError(f"manifest is not JSON: {exc}") from exc
+        if manifest.get("format") != FORMAT:
+            raise BundleError(f"bundle format {manifest.get('format')!r} is not {FORMAT}")
+        listed: dict[str, str] = manifest.get("files", {})
+        members = {}
+        total = 0
+        for name in sorted((set(infos) - {MANIFEST, SIGNATURE}) | set(listed)):
+            if name not in listed:
+                raise BundleError(f"{name}: in the bundle but not in the signed manifest")
+            if name not in infos:
+                raise BundleError(f"{name}: in the manifest but missing from the bundle")
+            total += infos[name].file_size
+            if total > MAX_TOTAL:
+                raise BundleError(f"the bundle expands past {MAX_TOTAL >> 20} MB")
+            members[name] = _member(zf, infos[name], MAX_MEMBER)
+            if hashlib.sha256(members[name]).hexdigest() != listed[name]:
+                raise BundleError(f"{name}: content differs from the signed manifest")
     bundle = Bundle(manifest=manifest, files=members)
     if not_older_than is not None and bundle.version < not_older_than:
         raise BundleError(f"version {bundle.version} is older than {not_older_than} "
                           "(rollback refused)")
     return bundle
+
+
+def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """One member, refusing to inflate past ``cap`` whatever its header declares."""
+    if info.file_size > cap:
+        raise BundleError(f"{info.filename}: too large for a definitions file")
+    try:
+        with zf.open(info) as member:
+            data = member.read(cap + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{info.filename}: unreadable: {exc}") from exc
+    if len(data) > cap:
+        raise BundleError(f"{info.filename}: inflates past its declared size")
+    return data

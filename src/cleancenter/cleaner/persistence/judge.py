@@ -96,9 +96,9 @@ def judge(entries: Iterable[PersistenceEntry], defs: Definitions,
         program = entry.program or ""
         if program:
             name = _base_name(program, entry.system)
-            if name and name in defs.iocs.filenames:
-                malicious.append(Evidence(type="ioc", value=name, source=defs.source,
-                                          detail="filename"))
+            if name and name in defs.iocs.filenames:  # a name alone proves nothing
+                suspicious.append(Evidence(type="ioc", value=name, source=defs.source,
+                                           detail="file name of a known bot"))
             if file_reader is not None and defs.hashes:
                 if program not in hashed:
                     hashed[program] = _sha256(file_reader, program)

@@ -111,8 +111,12 @@ def windows_in_root(root: Path, path: str) -> Path | None:
     for part in re.split(r"[\\/]+", match.group(1)):
         if part in ("", "."):
             continue
+        if part == "..":  # never climb out of the mounted volume
+            return None
         candidate = current / part
-        if candidate.exists() or candidate.is_symlink():
+        if candidate.is_symlink():  # a link on an image points into the host: not followed
+            return None
+        if candidate.exists():
             current = candidate
             continue
         try:
