@@ -70,9 +70,9 @@ def _defs(tmp_path: Path, version: int = 1) -> Definitions:
 def _scan(defs: Definitions, tmp_path: Path, tree: Path, cache: ScanCache | None = None,
           **options: object) -> tuple[FileScanner, dict[str, object]]:
     rules = compile_definitions(defs, tmp_path / "rules-cache")
-    scanner = FileScanner(defs, rules, FileScanOptions([tree], **options),  # type: ignore[arg-type]
-                          cache=cache)
-    findings = scanner.scan(scanner.collect())
+    with FileScanner(defs, rules, FileScanOptions([tree], **options),  # type: ignore[arg-type]
+                     cache=cache) as scanner:
+        findings = scanner.scan(scanner.collect())
     return scanner, {Path(f.where).name: f for f in findings}
 
 

@@ -38,7 +38,8 @@ from cleancenter.textsafe import display_path
 
 DEFAULT_MAX_SIZE = 128 << 20
 CHUNK_FILES = 64
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 32 << 20
+ALONE_BYTES = 8 << 20
 
 
 @dataclass
@@ -192,6 +193,8 @@ Progress = Callable[[int, int], None]  # files done, bytes done
 
 
 class FileScanner:
+    """Use as a context manager: the worker pool lives as long as the block."""
+
     def __init__(self, defs: Definitions, rules: CompiledRules, options: FileScanOptions,
                  cache: ScanCache | None = None, never: tuple[str, ...] = ()) -> None:
         self.defs = defs
@@ -200,6 +203,30 @@ class FileScanner:
         self.cache = cache
         self.never = never  # folders never scanned (the cleaner's own quarantine)
         self.stats = FileScanStats()
+        self.workers = options.workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> FileScanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def start_workers(self) -> None:
+        """Start the workers now, so they load the rules while this process walks."""
+        if self._pool is not None or self.workers == 1:
+            return
+        rules_path = str(self.rules.path) if self.rules.path else None
+        if not self.rules.empty and rules_path is None:
+            raise ValueError("compiled rules must be serialized for the worker processes")
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_worker,
+            initargs=(rules_path, self.defs.source, self.options.max_size))
+        for _ in range(self.workers):  # a forkserver pool starts every worker on submit
+            self._pool.submit(_scan_chunk, [])
 
     def collect(self) -> list[_Item]:
         """Walk first: the total lets the progress bar tell how far along the scan is."""
@@ -208,6 +235,7 @@ class FileScanner:
     def scan(self, items: list[_Item], progress: Progress | None = None) -> list[Finding]:
         findings: list[Finding] = []
         todo: list[_Item] = []
+        cached_bytes = 0
         for item in items:
             cached = self.cache.get(item.path, item.identity) if self.cache else None
             if cached is None:
@@ -215,22 +243,26 @@ class FileScanner:
                 continue
             self.stats.from_cache += 1
             self._account(item)
+            cached_bytes += item.identity.size
             findings.extend(self._judge(item, cached.sha256, cached.rules))
-            if progress:
-                progress(1, item.identity.size)
+        if progress and self.stats.from_cache:
+            progress(self.stats.from_cache, cached_bytes)
         identities = {item.path: item for item in todo}
-        for path, read_identity, sha256, rules, error in self._run(todo):
-            item = identities[path]
-            self._account(item)
+        for results in self._run(todo):
+            done_bytes = 0
+            for path, read_identity, sha256, rules, error in results:
+                item = identities[path]
+                self._account(item)
+                done_bytes += item.identity.size
+                if error:
+                    self.stats.errors.append({"path": display_path(path), "error": error})
+                if sha256 is None:
+                    continue
+                if self.cache is not None and error is None and read_identity is not None:
+                    self.cache.put(path, read_identity, sha256, rules)
+                findings.extend(self._judge(item, sha256, rules))
             if progress:
-                progress(1, item.identity.size)
-            if error:
-                self.stats.errors.append({"path": display_path(path), "error": error})
-            if sha256 is None:
-                continue
-            if self.cache is not None and error is None and read_identity is not None:
-                self.cache.put(path, read_identity, sha256, rules)
-            findings.extend(self._judge(item, sha256, rules))
+                progress(len(results), done_bytes)
         if self.cache is not None:
             self.cache.flush()
         return findings
@@ -239,31 +271,30 @@ class FileScanner:
         self.stats.files += 1
         self.stats.bytes += item.identity.size
 
-    def _run(self, todo: list[_Item]) -> Iterator[_WorkResult]:
-        workers = self.options.workers or os.cpu_count() or 1
-        rules_path = str(self.rules.path) if self.rules.path else None
-        if self.rules.rules is not None and rules_path is None:
-            raise ValueError("compiled rules must be serialized for the worker processes")
-        chunks = list(_chunks(todo))
-        if workers == 1 or len(chunks) <= 1:
-            _init_worker(rules_path, self.defs.source, self.options.max_size)
-            for chunk in chunks:
-                yield from _scan_chunk(chunk)
+    def _run(self, todo: list[_Item]) -> Iterator[list[_WorkResult]]:
+        """Chunks of results; the largest files go first so no worker idles at the end."""
+        chunks = list(_chunks(sorted(todo, key=lambda i: -i.identity.size)))
+        if not chunks:  # all from the cache: no worker, no rules to load
             return
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(rules_path, self.defs.source,
-                                           self.options.max_size)) as pool:
-            pending: set[Future[list[_WorkResult]]] = set()
-            queue = iter(chunks)
-            for chunk in queue:  # keep a bounded number of chunks in flight
-                pending.add(pool.submit(_scan_chunk, chunk))
-                if len(pending) >= workers * 3:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield from future.result()
-            for future in pending:
-                yield from future.result()
+        if self.workers == 1 or (len(chunks) <= 1 and self._pool is None):
+            _init_worker(str(self.rules.path) if self.rules.path else None, self.defs.source,
+                         self.options.max_size)
+            for chunk in chunks:
+                yield _scan_chunk(chunk)
+            return
+        self.start_workers()
+        assert self._pool is not None
+        pending: set[Future[list[_WorkResult]]] = set()
+        for chunk in chunks:  # keep a bounded number of chunks in flight
+            pending.add(self._pool.submit(_scan_chunk, chunk))
+            if len(pending) >= self.workers * 3:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
 
     def _judge(self, item: _Item, sha256: str, rules: list[Evidence]) -> list[Finding]:
         """What we conclude from what the file has: hash, rules, name."""
@@ -313,6 +344,9 @@ def _chunks(items: list[_Item]) -> Iterator[list[str]]:
     chunk: list[str] = []
     size = 0
     for item in items:
+        if item.identity.size >= ALONE_BYTES:  # a big file is a task of its own
+            yield [item.path]
+            continue
         chunk.append(item.path)
         size += item.identity.size
         if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:

@@ -13,6 +13,7 @@ cannot (it holds the GIL).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ from typing import Any
 
 import yara_x
 
-from cleancenter.atomicfile import atomic_output
+from cleancenter.atomicfile import atomic_output, write_atomically
 from cleancenter.cleaner.definitions import Definitions
 from cleancenter.cleaner.findings import Evidence
 
@@ -46,10 +47,23 @@ GENERATED_PREFIX = "cleancenter_gen_"
 
 @dataclass
 class CompiledRules:
-    rules: yara_x.Rules | None
+    """The bundle's rules, compiled and serialized at ``path``. They are deserialized only
+    where they scan (`load`): a worker, or memory scanning, never a re-scan that only
+    needs its cache."""
+
     path: Path | None  # the serialized rules, for worker processes
     broken: dict[str, str] = field(default_factory=dict)  # file -> compiler message
     count: int = 0
+    _rules: yara_x.Rules | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.path is None and self._rules is None
+
+    def load(self) -> yara_x.Rules | None:
+        if self._rules is None and self.path is not None:
+            self._rules = load_serialized(self.path)
+        return self._rules
 
 
 def _yara_x_version() -> str:
@@ -60,19 +74,19 @@ def _yara_x_version() -> str:
 
 
 def compile_definitions(defs: Definitions, cache_dir: Path | None) -> CompiledRules:
-    """Compile (or load from cache) every rule file of the bundle."""
+    """Compile every rule file of the bundle, or find them compiled in the cache."""
     if not defs.rule_sources:
-        return CompiledRules(None, None)
-    cache_path = None
+        return CompiledRules(None)
+    cache_path = info_path = None
     if cache_dir is not None:
         cache_path = cache_dir / f"rules-{defs.bundle_sha256[:32]}-{_yara_x_version()}.yxc"
-        if cache_path.is_file():
+        info_path = cache_path.with_suffix(".json")
+        if cache_path.is_file() and info_path.is_file():
             try:
-                with cache_path.open("rb") as handle:
-                    rules = yara_x.Rules.deserialize_from(handle)
-                return CompiledRules(rules, cache_path, {}, _count(rules))
-            except Exception:  # a damaged cache is rebuilt, never trusted
-                cache_path.unlink(missing_ok=True)
+                info = json.loads(info_path.read_text())
+                return CompiledRules(cache_path, dict(info["broken"]), int(info["count"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # a damaged cache is rebuilt, never trusted
     broken: dict[str, str] = {}
     texts: dict[str, str] = {}
     for name, source in sorted(defs.rule_sources.items()):
@@ -95,9 +109,11 @@ def compile_definitions(defs: Definitions, cache_dir: Path | None) -> CompiledRu
             break
         broken.update(failed)
     rules = compiler.build()
-    if cache_path is not None:
-        _write_atomically(cache_path, rules)
-    return CompiledRules(rules, cache_path, broken, _count(rules))
+    count = _count(rules)
+    if cache_path is not None and info_path is not None:
+        _write_atomically(cache_path, rules)  # rules first: the info line says it is whole
+        write_atomically(info_path, json.dumps({"count": count, "broken": broken}).encode())
+    return CompiledRules(cache_path, broken, count, rules)
 
 
 def _count(rules: yara_x.Rules) -> int:

@@ -123,11 +123,14 @@ def _guard(check: str, report: ScanReport, run: Callable[[], list[Finding]]) -> 
 def _files(plan: ScanPlan, defs: Definitions, rules: CompiledRules, home: CleanerHome,
            cache: ScanCache | None, report: ScanReport, progress: Progress) -> list[Finding]:
     options = plan.files or FileScanOptions(plan.roots)
-    scanner = FileScanner(defs, rules, options, cache=cache, never=(str(home.path) + os.sep,))
-    progress.stage("listing files")
-    items = scanner.collect()
-    progress.stage("scanning files", len(items))
-    found = scanner.scan(items, progress.advance)
+    with FileScanner(defs, rules, options, cache=cache,
+                     never=(str(home.path) + os.sep,)) as scanner:
+        if cache is None or cache.empty():  # a first scan: workers load rules meanwhile
+            scanner.start_workers()
+        progress.stage("listing files")
+        items = scanner.collect()
+        progress.stage("scanning files", len(items))
+        found = scanner.scan(items, progress.advance)
     report.stats["files"] = scanner.stats.to_dict()
     report.errors += [{"check": "files", **e} for e in scanner.stats.errors]
     missing = [e for e in scanner.stats.errors if e["error"].startswith("cannot read root")]
@@ -138,9 +141,10 @@ def _files(plan: ScanPlan, defs: Definitions, rules: CompiledRules, home: Cleane
 
 
 def _memory_scanner(rules: CompiledRules) -> Callable[[bytes], list[Evidence]] | None:
-    if rules.rules is None:
+    loaded = rules.load()
+    if loaded is None:
         return None
-    scanner = new_scanner(rules.rules)
+    scanner = new_scanner(loaded)
 
     def scan(data: bytes) -> list[Evidence]:
         return rule_evidence(scanner.scan(data).matching_rules, "process memory")

@@ -76,6 +76,10 @@ class ScanCache:
             self._known = {bytes(row[0]): (row[1], row[2], row[3]) for row in rows}
         return self._known
 
+    def empty(self) -> bool:
+        """True when nothing was scanned with these definitions yet."""
+        return not self._load()
+
     def get(self, path: str, identity: Identity) -> Cached | None:
         row = self._load().get(os.fsencode(path))
         if row is None or row[0] != identity.key():
@@ -87,7 +91,7 @@ class ScanCache:
         return Cached(row[1], rules)
 
     def put(self, path: str, identity: Identity, sha256: str, rules: list[Evidence]) -> None:
-        encoded = json.dumps([vars(item) for item in rules])
+        encoded = json.dumps([vars(item) for item in rules]) if rules else "[]"
         raw = os.fsencode(path)
         self._pending.append((raw, identity.key(), self.key, sha256, encoded))
         if self._known is not None:
