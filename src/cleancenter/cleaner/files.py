@@ -70,6 +70,20 @@ class _Item:
     identity: Identity
 
 
+WORKER_MEMORY = 400 << 20  # measured peak of one worker: rules, a big file, yara-x's own
+
+
+def default_workers() -> int:
+    """One per core, but no more than memory allows: a worker peaks at about 400 MB, and
+    the cleaner must not push the machine it is cleaning into swap."""
+    cores = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not on every system
+        return cores
+    return max(1, min(cores, memory // (4 * WORKER_MEMORY)))
+
+
 # -- walking ----------------------------------------------------------------------------
 
 def walk(options: FileScanOptions, stats: FileScanStats,
@@ -203,7 +217,7 @@ class FileScanner:
         self.cache = cache
         self.never = never  # folders never scanned (the cleaner's own quarantine)
         self.stats = FileScanStats()
-        self.workers = options.workers or os.cpu_count() or 1
+        self.workers = options.workers or default_workers()
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> FileScanner:

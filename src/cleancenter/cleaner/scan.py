@@ -70,7 +70,7 @@ def check_plan(plan: ScanPlan) -> None:
     whose pids and paths are not this machine's."""
     if plan.clean and (plan.snapshot or plan.offline_root or plan.hives):
         raise PlanError("--clean works on the running machine only, not with --snapshot, "
-                            "--offline-root or --hive: remove what those show by hand")
+                        "--offline-root or --hive: remove what those show by hand")
 
 
 def run_scan(plan: ScanPlan, defs: Definitions, home: CleanerHome,
