@@ -14,6 +14,7 @@ from cleancenter.config import SETTINGS, ConfigError, load_settings
 from cleancenter.console import EXIT_ERROR, err, out, print_json
 from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
+from cleancenter.notify.cli import notify_app
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -81,6 +82,7 @@ app.command("analyze")(analyze_command)
 app.add_typer(rules_app, name="rules")
 app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
+app.add_typer(notify_app, name="notify")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)

@@ -226,3 +226,29 @@ class IngestError(Base):
     source: Mapped[str] = mapped_column(String(32))
     location: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
+
+
+class Infection(Base):
+    """A source address that attacked the decoys: what the center tells its ISP about."""
+
+    __tablename__ = "infection"
+
+    src_ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    ports: Mapped[str] = mapped_column(Text)
+    sensors: Mapped[str] = mapped_column(Text)
+    families: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InfectionState(Base):
+    """How far the infections were derived (the last event id read) and with which kinds."""
+
+    __tablename__ = "infection_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    kinds: Mapped[str] = mapped_column(Text)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""The ISP side: lease logs, correlation and mail, run on the ISP's own machine."""

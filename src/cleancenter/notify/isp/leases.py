@@ -1,0 +1,798 @@
+"""ISP lease logs -> `Lease` (who held which address, from when to when).
+
+Readers stream their file (never the whole of it in memory: per-address or per-session
+state only) and yield `Lease` or `LeaseError` items, like the collect readers yield
+`RecordError`: a bad line is one `LeaseError` with the file and line number, and the
+reader goes on with the next line. Only an unreadable file (missing, no permission)
+raises `OSError`.
+
+Formats (``FORMATS``; `detect_format` tells them apart from the first 64 KiB):
+
+- ``dhcpd``: ISC ``dhcpd.leases`` ``lease ADDR { ... }`` blocks; ``starts``/``ends`` are
+  UTC (``4 2026/11/26 01:00:00``, ``epoch 1795654800``, ``never``); the subscriber key is
+  ``hardware ethernet``, else ``uid``. DHCPv6 ``ia-na``/``ia-ta``/``ia-pd`` blocks are not
+  read (one `LeaseError` each); ``host``/``failover`` blocks are skipped.
+- ``kea``: Kea memfile CSV, v4 (``address,hwaddr,client_id,...``) or v6
+  (``address,duid,...``) by its header; start = ``expire - valid_lifetime``, end =
+  ``expire`` (an infinite lifetime, 0xffffffff, is end None); ``&#xNN`` escapes (Kea
+  writes commas as ``&#x2c``) are undone. Key: v4 ``hwaddr`` else ``client_id``; v6
+  ``duid`` else ``hwaddr``. A v6 prefix delegation (``lease_type`` 2) has ip
+  ``prefix/len``.
+- ``radacct``: the FreeRADIUS ``radacct`` table exported as CSV with a header (column
+  names of FreeRADIUS's SQL schema, any case): ``acctstarttime``, ``acctstoptime``,
+  ``username``, ``framedipaddress``, ``framedipv6address``, ``delegatedipv6prefix``,
+  ``callingstationid`` (key when ``username`` is empty). Times are ISO 8601; a time
+  without an offset (MySQL ``datetime``) is taken as UTC. An empty, ``NULL``, ``\\N`` or
+  ``0000-00-00 00:00:00`` stop is an open session. Comma or tab separated.
+- ``radius-detail``: FreeRADIUS ``detail`` files; Start and Stop are paired by
+  ``Acct-Unique-Session-Id`` (else NAS + ``Acct-Session-Id``); the time of a record is
+  ``Event-Timestamp`` (epoch, or UTC/GMT text), else ``Timestamp``. A Start without a
+  Stop is an open lease; a Stop without a Start is a `LeaseError` (and, when it carries
+  ``Acct-Session-Time``, also the lease it implies); ``Accounting-On``/``-Off`` of a NAS
+  ends its open sessions.
+- ``cgnat``: one line per port-block event,
+  ``<ISO 8601 time> ALLOC|RELEASE <inside ip> <public ip> <first port>-<last port>
+  [<subscriber>]``; ALLOC and RELEASE of the same (public ip, ports) make one lease of
+  the public ip and its port range to the subscriber (else the inside ip).
+
+DHCP logs (``dhcpd``, ``kea``) are histories of one binding per address: a later record
+of the same address and client continues the lease (the earliest start, the latest
+end: renewals and early releases), a later record for another client ends the earlier
+lease where it starts. These leases therefore come out when the address changes hands
+or at the end of the file. A lease's ``source`` is the line of the record that began it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import ipaddress
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO, cast
+
+FORMATS = ("dhcpd", "kea", "radacct", "radius-detail", "cgnat")
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_INFINITE = 0xFFFFFFFF  # Kea's infinite valid lifetime
+_HEAD = 64 * 1024
+_CACHE_MAX = 1 << 20
+
+
+@dataclass(slots=True)
+class Lease:
+    """One address held by one subscriber from ``start`` to ``end`` (half-open, UTC)."""
+
+    ip: str  # normalized (``ipaddress`` form); a delegated prefix is ``addr/len``
+    start: datetime
+    end: datetime | None  # None: still open (no Stop, ``ends never``, not released)
+    subscriber: str | None  # MAC / client-id / DUID, User-Name, inside ip or subscriber
+    source: str  # "path:line" of the record that began the lease
+    port_start: int | None = None  # CGNAT port block, else None
+    port_end: int | None = None
+    hostname: str | None = None  # DHCP client hostname, when the log has one
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseError:
+    """A bad line or record: where it was and what was wrong with it."""
+
+    source: str  # the file
+    line_no: int
+    reason: str
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.line_no}"
+
+
+LeaseItem = Lease | LeaseError
+Reader = Callable[[Path], Iterator[LeaseItem]]
+
+
+class BadValue(ValueError):
+    """A field that does not parse; the message is the reason shown to a person."""
+
+
+# ---------------------------------------------------------------- shared helpers
+
+_ip_cache: dict[str, str] = {}
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
+
+
+def norm_ip(text: str) -> str:
+    """The normalized form of an IPv4/IPv6 address (cached: pools repeat addresses).
+
+    Hot loops call ``_ip_cache.get(text) or norm_ip(text)``: a hit costs one lookup.
+    """
+    value = _ip_cache.get(text)
+    if value is not None:
+        return value
+    # the common case, an IPv4 address already in normal form, skips `ipaddress`
+    value = text if _CANONICAL_V4(text) else _parse_ip(text)
+    if len(_ip_cache) >= _CACHE_MAX:
+        _ip_cache.clear()
+    _ip_cache[text] = value
+    return value
+
+
+def _parse_ip(text: str) -> str:
+    try:
+        value = str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadValue(f"not an IP address: {text[:64]!r}") from None
+    return value
+
+
+def _norm_prefix(text: str) -> str:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise BadValue(f"not an IP prefix: {text[:64]!r}") from None
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return str(net)
+
+
+def _from_epoch(seconds: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadValue(f"time out of range: {seconds}") from None
+
+
+def parse_iso(text: str) -> datetime:
+    """ISO 8601 (``T`` or space, ``Z`` or offset); without an offset, UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadValue(f"bad timestamp {text[:64]!r}") from None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    if when.utcoffset():
+        try:
+            return when.astimezone(UTC)
+        except OverflowError:
+            raise BadValue(f"timestamp out of range {text[:64]!r}") from None
+    return when if when.tzinfo is UTC else when.replace(tzinfo=UTC)
+
+
+def _open(path: Path) -> BinaryIO:
+    """The file's bytes; a gzip file (rotated logs) is read through gzip."""
+    fh = io.BufferedReader(io.FileIO(path), 1 << 20)
+    if fh.peek(2)[:2] == b"\x1f\x8b":
+        fh.close()
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return fh
+
+
+def _bad_utf8(path: str, no: int, raw: bytes) -> LeaseError:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LeaseError(path, no, f"invalid UTF-8 at byte {exc.start}")
+    return LeaseError(path, no, "invalid UTF-8")  # pragma: no cover
+
+
+class _History:
+    """One binding per address (DHCP): later records continue or supersede earlier ones."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        self._open: dict[str, Lease] = {}
+
+    def add(self, new: Lease) -> Lease | None:
+        """Record ``new``; return the earlier lease of its address when that one is done."""
+        old = self._open.get(new.ip)
+        self._open[new.ip] = new
+        if old is None:
+            return None
+        if (
+            new.subscriber is not None
+            and new.subscriber == old.subscriber
+            and (old.end is None or new.start <= old.end)
+            and new.start >= old.start
+        ):  # the same client renews, releases or lets the lease expire: one lease
+            old.end = new.end
+            if new.hostname:
+                old.hostname = new.hostname
+            self._open[new.ip] = old
+            return None
+        if old.start <= new.start and (old.end is None or new.start < old.end):
+            old.end = new.start  # superseded by the address's next binding
+        return old
+
+    def drain(self) -> Iterator[Lease]:
+        yield from self._open.values()
+        self._open.clear()
+
+
+# ---------------------------------------------------------------- ISC dhcpd.leases
+
+_day_cache: dict[str, int] = {}
+
+
+def _dhcpd_time(value: str) -> datetime | None:
+    """``4 2026/11/26 01:00:00`` (weekday, UTC), ``epoch N [# comment]`` or ``never``."""
+    if value == "never":
+        return None
+    parts = value.split()
+    try:
+        if parts[0] == "epoch":
+            return _from_epoch(int(parts[1]))
+        if len(parts) != 3:
+            raise ValueError
+        day_text, clock = parts[1], parts[2]
+        day = _day_cache.get(day_text)
+        if day is None:
+            y, m, d = day_text.split("/")
+            day = (date(int(y), int(m), int(d)).toordinal() - _EPOCH_ORDINAL) * 86400
+            if len(_day_cache) >= _CACHE_MAX:
+                _day_cache.clear()
+            _day_cache[day_text] = day
+        hh, mm, ss = clock.split(":")
+        h, mi, s = int(hh), int(mm), int(ss)
+        if not (0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 61):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise BadValue(f"bad time {value[:64]!r}") from None
+    return _from_epoch(day + h * 3600 + mi * 60 + s)
+
+
+def read_dhcpd(path: Path) -> Iterator[LeaseItem]:
+    """ISC ``dhcpd.leases``: one `Lease` per client binding of each address."""
+    name = str(path)
+    history = _History()
+    in_lease = False
+    skip_depth = 0  # inside a block that is not a lease (host, failover, ia-na, ...)
+    block_line = 0
+    ip = ""
+    starts: datetime | None = None
+    ends: datetime | None = None
+    has_starts = has_ends = False
+    hw: str | None = None
+    uid: str | None = None
+    hostname: str | None = None
+    block_bad = False
+    with _open(path) as fh:
+        no = 0
+        for no, raw in enumerate(fh, 1):
+            try:
+                s = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                yield _bad_utf8(name, no, raw)
+                block_bad = block_bad or in_lease
+                continue
+            if not s or s[0] == "#":
+                continue
+            if in_lease:
+                if s[-1] != ";" and "; #" in s:  # db-time-format local: "epoch N; # date"
+                    s = s[: s.index("; #") + 1]
+                if s[-1] == ";":
+                    key, _, rest = s[:-1].partition(" ")
+                    try:
+                        if key == "starts":
+                            starts = _dhcpd_time(rest.strip())
+                            has_starts = True
+                        elif key == "ends":
+                            ends = _dhcpd_time(rest.strip())
+                            has_ends = True
+                        elif key == "hardware":
+                            hw = rest.split()[-1].lower()
+                        elif key == "uid":
+                            uid = rest.strip()
+                        elif key == "client-hostname":
+                            hostname = rest.strip().strip('"')
+                    except BadValue as exc:
+                        yield LeaseError(name, no, str(exc))
+                        block_bad = True
+                    except IndexError:
+                        yield LeaseError(name, no, f"bad statement {s[:64]!r}")
+                    continue
+                if s == "}":
+                    in_lease = False
+                    if block_bad:
+                        continue
+                    if not (has_starts and has_ends) or starts is None:
+                        what = "starts" if not has_starts or starts is None else "ends"
+                        yield LeaseError(name, block_line, f"lease {ip} has no {what}")
+                        continue
+                    if ends is not None and ends < starts:
+                        yield LeaseError(name, block_line, f"lease {ip} ends before it starts")
+                        continue
+                    done = history.add(Lease(ip, starts, ends, hw or uid, f"{name}:{block_line}",
+                                             hostname=hostname))
+                    if done is not None:
+                        yield done
+                    continue
+                if s.startswith("lease ") and s[-1] == "{":
+                    yield LeaseError(name, block_line,
+                                     f"lease {ip} block not closed (truncated?)")
+                    # and fall through: a new block starts here
+                else:
+                    yield LeaseError(name, no, f"not a lease statement: {s[:64]!r}")
+                    continue
+            if skip_depth:
+                if s[-1] == "{":
+                    skip_depth += 1
+                elif s[-1] == "}":
+                    skip_depth -= 1
+                continue
+            if s[-1] == "{":
+                word = s.split(None, 1)[0]
+                if word == "lease":
+                    try:
+                        ip = norm_ip(s[6:-1].strip())
+                    except BadValue as exc:
+                        yield LeaseError(name, no, str(exc))
+                        skip_depth = 1
+                        continue
+                    in_lease, block_line, block_bad = True, no, False
+                    starts = ends = hw = uid = hostname = None
+                    has_starts = has_ends = False
+                    continue
+                if word in ("ia-na", "ia-ta", "ia-pd"):
+                    yield LeaseError(name, no, f"DHCPv6 {word} block not read (IPv4 leases only)")
+                skip_depth = 1
+                continue
+            if s[-1] == ";":  # top-level statement: authoring-byte-order, server-duid, ...
+                continue
+            yield LeaseError(name, no, f"not a dhcpd.leases statement: {s[:64]!r}")
+        if in_lease:
+            yield LeaseError(name, block_line, f"lease {ip} block not closed at end of file"
+                             " (truncated?)")
+        elif skip_depth:
+            yield LeaseError(name, no, "block not closed at end of file (truncated?)")
+    yield from history.drain()
+
+
+# ---------------------------------------------------------------- Kea memfile CSV
+
+_KEA_ESCAPE = re.compile(r"&#x([0-9a-fA-F]{2})")
+
+
+def kea_unescape(text: str) -> str:
+    """Undo Kea's CSV escapes (``&#x2c`` is a comma)."""
+    if "&#x" not in text:
+        return text
+    text = text.replace("&#x2c", ",")  # the one escape Kea writes in practice
+    if "&#x" not in text:
+        return text
+    return _KEA_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def read_kea(path: Path) -> Iterator[LeaseItem]:
+    """Kea memfile lease CSV, v4 or v6 by its header line."""
+    name = str(path)
+    history = _History()
+    with _open(path) as fh:
+        head = fh.readline()
+        try:
+            columns = head.decode("utf-8").strip().split(",")
+        except UnicodeDecodeError:
+            yield _bad_utf8(name, 1, head)
+            return
+        col = {c: i for i, c in enumerate(columns)}
+        v6 = "duid" in col
+        need = ("address", "valid_lifetime", "expire", "duid" if v6 else "hwaddr")
+        missing = [c for c in need if c not in col]
+        if missing or columns[0] != "address":
+            yield LeaseError(name, 1, f"not a Kea lease file header (missing {missing})")
+            return
+        n = len(columns)
+        i_addr, i_valid, i_exp = col["address"], col["valid_lifetime"], col["expire"]
+        i_key = col["duid"] if v6 else col["hwaddr"]
+        i_key2 = col.get("hwaddr" if v6 else "client_id", -1)
+        i_host = col.get("hostname", -1)
+        i_type = col.get("lease_type", -1)
+        i_plen = col.get("prefix_len", -1)
+        for no, raw in enumerate(fh, 2):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                yield _bad_utf8(name, no, raw)
+                continue
+            if not line:
+                continue
+            f = line.split(",")
+            if len(f) != n:
+                yield LeaseError(name, no, f"{len(f)} fields, the header has {n}")
+                continue
+            try:
+                ip = _ip_cache.get(f[i_addr]) or norm_ip(f[i_addr])
+                if v6 and i_type >= 0 and f[i_type] == "2" and f[i_plen] != "128":
+                    ip = _norm_prefix(f"{ip}/{f[i_plen]}")
+                valid = int(f[i_valid])
+                expire = int(f[i_exp])
+                if valid < 0 or expire < 0:
+                    raise BadValue(f"negative time: {valid}, {expire}")
+                start = _from_epoch(expire - valid)
+                end = None if valid == _INFINITE else _from_epoch(expire)
+            except BadValue as exc:
+                yield LeaseError(name, no, str(exc))
+                continue
+            except (ValueError, OverflowError):
+                yield LeaseError(name, no, f"bad valid_lifetime/expire {f[i_valid]!r}, "
+                                           f"{f[i_exp]!r}")
+                continue
+            key = f[i_key] or (f[i_key2] if i_key2 >= 0 else "") or None
+            host = kea_unescape(f[i_host]) if i_host >= 0 and f[i_host] else None
+            done = history.add(Lease(ip, start, end, key, f"{name}:{no}", hostname=host))
+            if done is not None:
+                yield done
+    yield from history.drain()
+
+
+# ---------------------------------------------------------------- FreeRADIUS radacct CSV
+
+_NULLS = frozenset(("", "NULL", "null", "\\N", "0000-00-00 00:00:00"))
+RADACCT_ADDRESS_COLUMNS = ("framedipaddress", "framedipv6address", "delegatedipv6prefix")
+
+
+def _decoded_lines(fh: Iterable[bytes], name: str, errors: list[LeaseError]) -> Iterator[str]:
+    """Lines as text for `csv`; an undecodable line becomes empty and an error."""
+    for no, raw in enumerate(fh, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(_bad_utf8(name, no, raw))
+            yield "\n"
+
+
+def read_radacct(path: Path) -> Iterator[LeaseItem]:
+    """FreeRADIUS ``radacct`` rows exported as CSV with a header: one lease per address."""
+    name = str(path)
+    errors: list[LeaseError] = []
+    with _open(path) as fh:
+        first = fh.readline()
+        delimiter = "\t" if b"\t" in first else ","
+        lines = _decoded_lines(itertools.chain((first,), fh), name, errors)
+        rows = csv.reader(lines, delimiter=delimiter)
+        header = next(rows, None)
+        yield from errors
+        errors.clear()
+        if header is None:
+            yield LeaseError(name, 1, "empty file")
+            return
+        col = {c.strip().lower(): i for i, c in enumerate(header)}
+        addr_cols = [col[c] for c in RADACCT_ADDRESS_COLUMNS if c in col]
+        if "acctstarttime" not in col or not addr_cols:
+            yield LeaseError(name, 1, "not a radacct header (needs acctstarttime and "
+                                      "framedipaddress)")
+            return
+        i_start = col["acctstarttime"]
+        i_stop = col.get("acctstoptime", -1)
+        i_user = col.get("username", -1)
+        i_calling = col.get("callingstationid", -1)
+        n = len(header)
+        for row in rows:
+            no = rows.line_num
+            if errors:
+                yield from errors
+                errors.clear()
+            if not row:
+                continue
+            if len(row) != n:
+                yield LeaseError(name, no, f"{len(row)} fields, the header has {n}")
+                continue
+            try:
+                start = parse_iso(row[i_start])
+                stop_text = row[i_stop] if i_stop >= 0 else ""
+                end = None if stop_text in _NULLS else parse_iso(stop_text)
+                if end is not None and end < start:
+                    raise BadValue("acctstoptime before acctstarttime")
+                ips = []
+                for i in addr_cols:
+                    value = row[i]
+                    if value not in _NULLS:
+                        ips.append(norm_ip(value) if "/" not in value else _norm_prefix(value))
+            except BadValue as exc:
+                yield LeaseError(name, no, str(exc))
+                continue
+            if not ips:
+                yield LeaseError(name, no, "session without a framed address")
+                continue
+            user = row[i_user] if i_user >= 0 else ""
+            if user in _NULLS:
+                user = row[i_calling] if i_calling >= 0 else ""
+            key = None if user in _NULLS else user
+            for ip in ips:
+                yield Lease(ip, start, end, key, f"{name}:{no}")
+        yield from errors
+
+
+# ---------------------------------------------------------------- FreeRADIUS detail
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_UTC_NAMES = frozenset(("UTC", "GMT", "Z", "+0000", "UCT"))
+_DETAIL_DATE = re.compile(r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
+_STATUS = {"1": "Start", "2": "Stop", "3": "Interim-Update", "7": "Accounting-On",
+           "8": "Accounting-Off", "Alive": "Interim-Update"}
+
+
+def _radius_time(value: str) -> datetime | None:
+    """Event-Timestamp: epoch seconds, ISO 8601, or ``Nov 26 2026 01:00:00 UTC``; None
+    when it is in a zone this reader cannot convert."""
+    if value.isdigit():
+        return _from_epoch(int(value))
+    parts = value.split()
+    if len(parts) == 5 and parts[0] in _MONTHS:
+        if parts[4] not in _UTC_NAMES:
+            return None
+        try:
+            hh, mm, ss = parts[3].split(":")
+            return datetime(int(parts[2]), _MONTHS[parts[0]], int(parts[1]), int(hh), int(mm),
+                            int(ss), tzinfo=UTC)
+        except ValueError:
+            raise BadValue(f"bad Event-Timestamp {value[:64]!r}") from None
+    when = parse_iso(value)
+    return when
+
+
+@dataclass(slots=True)
+class _Session:
+    start: datetime
+    ip: str | None
+    user: str | None
+    nas: str
+    line: int
+
+
+def read_radius_detail(path: Path) -> Iterator[LeaseItem]:
+    """FreeRADIUS ``detail`` accounting file: Start and Stop paired into leases."""
+    name = str(path)
+    sessions: dict[str, _Session] = {}
+    attrs: dict[str, str] = {}
+    block_line = 0
+
+    def finish() -> Iterator[LeaseItem]:
+        try:
+            yield from _detail_record(name, block_line, attrs, sessions)
+        except BadValue as exc:
+            yield LeaseError(name, block_line, str(exc))
+        except OverflowError:
+            yield LeaseError(name, block_line, "time out of range")
+        attrs.clear()
+
+    with _open(path) as fh:
+        for no, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield _bad_utf8(name, no, raw)
+                continue
+            s = line.strip()
+            if not s:
+                if block_line:
+                    yield from finish()
+                    block_line = 0
+                continue
+            if line[0] not in " \t":  # the date line that begins a record
+                if block_line:
+                    yield from finish()
+                block_line = no
+                if not _DETAIL_DATE.match(s):
+                    yield LeaseError(name, no, f"not a detail record date line: {s[:64]!r}")
+                continue
+            attr, sep, value = s.partition(" = ")
+            if not sep or not block_line:
+                yield LeaseError(name, no, f"not an 'Attribute = value' line: {s[:64]!r}")
+                continue
+            if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            attrs[attr] = value
+        if block_line:
+            yield from finish()
+    for sess in sorted(sessions.values(), key=lambda x: x.line):
+        if sess.ip is None:
+            yield LeaseError(name, sess.line, "open session without Framed-IP-Address")
+        else:
+            yield Lease(sess.ip, sess.start, None, sess.user, f"{name}:{sess.line}")
+
+
+def _detail_record(name: str, line: int, attrs: dict[str, str],
+                   sessions: dict[str, _Session]) -> Iterator[LeaseItem]:
+    status = attrs.get("Acct-Status-Type")
+    if status is None:
+        yield LeaseError(name, line, "not an accounting record (no Acct-Status-Type)")
+        return
+    status = _STATUS.get(status, status)
+    when: datetime | None = None
+    if "Event-Timestamp" in attrs:
+        when = _radius_time(attrs["Event-Timestamp"])
+    if when is None and attrs.get("Timestamp", "").isdigit():
+        when = _from_epoch(int(attrs["Timestamp"]))
+    if when is None:
+        raise BadValue("no usable time (Event-Timestamp not in UTC and no Timestamp)")
+    nas = attrs.get("NAS-IP-Address") or attrs.get("NAS-Identifier") or ""
+    if status in ("Accounting-On", "Accounting-Off"):  # the NAS (re)started: all ended
+        for key in [k for k, v in sessions.items() if v.nas == nas]:
+            yield from _close(name, sessions.pop(key), when)
+        return
+    if status not in ("Start", "Stop", "Interim-Update"):
+        yield LeaseError(name, line, f"unknown Acct-Status-Type {status[:32]!r}")
+        return
+    unique = attrs.get("Acct-Unique-Session-Id")
+    sid = attrs.get("Acct-Session-Id")
+    if unique is None and sid is None:
+        yield LeaseError(name, line, f"{status} without Acct-Session-Id")
+        return
+    key = unique if unique is not None else f"{nas}\x1f{sid}"
+    ip_text = attrs.get("Framed-IP-Address") or attrs.get("Framed-IPv6-Address")
+    ip = norm_ip(ip_text) if ip_text else None
+    user = attrs.get("User-Name") or attrs.get("Calling-Station-Id") or None
+    known = sessions.get(key)
+    if status == "Start":
+        if known is not None:
+            if known.start == when and known.ip == ip:
+                return  # a retransmitted Start
+            yield LeaseError(name, line, f"Start of session {sid!r} that is already open "
+                                         f"(since line {known.line}); both kept")
+            yield from _close(name, known, None)
+        sessions[key] = _Session(when, ip, user, nas, line)
+        return
+    if known is None:  # a Stop or Interim-Update of a session whose Start we did not see
+        since = attrs.get("Acct-Session-Time", "")
+        start = when - timedelta(seconds=int(since)) if since.isdigit() else None
+        if status == "Interim-Update":
+            sessions[key] = _Session(start or when, ip, user, nas, line)
+            return
+        yield LeaseError(name, line, f"Stop without a Start for session {sid!r}"
+                         + ("" if start else " and no Acct-Session-Time"))
+        if start is not None and ip is not None:
+            yield Lease(ip, start, when, user, f"{name}:{line}")
+        return
+    known.ip = known.ip or ip
+    known.user = known.user or user
+    if status == "Stop":
+        del sessions[key]
+        yield from _close(name, known, when)
+
+
+def _close(name: str, sess: _Session, end: datetime | None) -> Iterator[LeaseItem]:
+    if sess.ip is None:
+        yield LeaseError(name, sess.line, "session without Framed-IP-Address")
+    else:
+        yield Lease(sess.ip, sess.start, end if end is None or end >= sess.start else sess.start,
+                    sess.user, f"{name}:{sess.line}")
+
+
+# ---------------------------------------------------------------- CGNAT port blocks
+
+_CGNAT_LINE = re.compile(r"\S+\s+(?:ALLOC|RELEASE)\s+\S+\s+\S+\s+\d+-\d+(?:\s+\S+)?\s*$")
+
+
+def read_cgnat(path: Path) -> Iterator[LeaseItem]:
+    """CGNAT port-block log: ALLOC/RELEASE pairs -> leases of (public ip, port range)."""
+    name = str(path)
+    blocks: dict[tuple[str, int, int], tuple[Lease, str]] = {}
+    last_text, last_time = "", datetime(1970, 1, 1, tzinfo=UTC)
+    with _open(path) as fh:
+        for no, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield _bad_utf8(name, no, raw)
+                continue
+            f = line.split()
+            if not f or f[0][0] == "#":
+                continue
+            if len(f) not in (5, 6):
+                yield LeaseError(name, no, f"{len(f)} fields, expected 5 or 6: {line[:64]!r}")
+                continue
+            try:
+                if f[0] == last_text:
+                    when = last_time
+                else:
+                    when = parse_iso(f[0])
+                    last_text, last_time = f[0], when
+                inside = _ip_cache.get(f[2]) or norm_ip(f[2])
+                public = _ip_cache.get(f[3]) or norm_ip(f[3])
+                first, dash, last = f[4].partition("-")
+                if not (dash and first.isdigit() and last.isdigit()):
+                    raise BadValue(f"bad port range {f[4][:32]!r}")
+                p0, p1 = int(first), int(last)
+                if not 0 <= p0 <= p1 <= 65535:
+                    raise BadValue(f"bad port range {f[4][:32]!r}")
+            except BadValue as exc:
+                yield LeaseError(name, no, str(exc))
+                continue
+            key = (public, p0, p1)
+            action = f[1]
+            if action == "ALLOC":
+                old = blocks.get(key)
+                if old is not None:
+                    yield LeaseError(name, no, f"ALLOC of {public} {p0}-{p1} that was not "
+                                               f"released (allocated at {old[0].source})")
+                    yield old[0]
+                sub = f[5] if len(f) == 6 else inside
+                blocks[key] = (Lease(public, when, None, sub, f"{name}:{no}", p0, p1), inside)
+            elif action == "RELEASE":
+                old = blocks.get(key)
+                if old is None:
+                    yield LeaseError(name, no, f"RELEASE of {public} {p0}-{p1} without ALLOC")
+                elif old[1] != inside:
+                    yield LeaseError(name, no, f"RELEASE of {public} {p0}-{p1} for {inside}, "
+                                               f"allocated to {old[1]} at {old[0].source}")
+                elif when < old[0].start:
+                    yield LeaseError(name, no, "RELEASE before its ALLOC")
+                else:
+                    del blocks[key]
+                    old[0].end = when
+                    yield old[0]
+            else:
+                yield LeaseError(name, no, f"unknown action {action[:16]!r} (ALLOC or RELEASE)")
+    for lease, _inside in blocks.values():
+        yield lease
+
+
+# ---------------------------------------------------------------- detection
+
+READERS: dict[str, Reader] = {
+    "dhcpd": read_dhcpd,
+    "kea": read_kea,
+    "radacct": read_radacct,
+    "radius-detail": read_radius_detail,
+    "cgnat": read_cgnat,
+}
+_DHCPD_START = re.compile(r"(lease\s+\S+\s*\{|authoring-byte-order\s|server-duid\s|"
+                          r"failover\s+peer\s|host\s+\S+\s*\{|ia-(na|ta|pd)\s)")
+
+
+def detect_format(head: bytes) -> str | None:
+    """The format of a lease log from its first bytes, or None."""
+    text = head.decode("utf-8", "replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0].strip()
+    low = first.lower()
+    if low.startswith("address,") and ("duid" in low or "hwaddr" in low):
+        return "kea"
+    cols = {c.strip().strip('"') for c in re.split(r"[,\t]", low)}
+    if "acctstarttime" in cols and cols & set(RADACCT_ADDRESS_COLUMNS):
+        return "radacct"
+    if "dhcpd.leases" in text or any(
+        _DHCPD_START.match(ln.strip()) for ln in lines[:50] if not ln.lstrip().startswith("#")
+    ):
+        return "dhcpd"
+    data = [ln for ln in lines if not ln.lstrip().startswith("#")]
+    if data and _DETAIL_DATE.match(data[0].strip()) and len(data) > 1 and \
+            data[1][:1] in " \t" and " = " in data[1]:
+        return "radius-detail"
+    if data and _CGNAT_LINE.match(data[0].strip()):
+        return "cgnat"
+    return None
+
+
+def open_leases(path: Path | str, fmt: str | None = None) -> Iterator[LeaseItem]:
+    """Read a lease log: ``fmt`` one of ``FORMATS``, or None to detect it from content.
+
+    An unknown ``fmt`` raises ValueError; content that is no known format yields one
+    `LeaseError` (line 1) and nothing else.
+    """
+    path = Path(path)
+    if fmt is not None and fmt not in READERS:
+        raise ValueError(f"unknown lease format {fmt!r}; one of {', '.join(FORMATS)}")
+    if fmt is None:
+        with _open(path) as fh:
+            head = fh.read(_HEAD)
+        fmt = detect_format(head)
+        if fmt is None:
+            return iter([LeaseError(str(path), 1, "not a lease log format this reader knows "
+                                                  f"({', '.join(FORMATS)})")])
+    return READERS[fmt](path)
+
+
+def read_all(paths: Iterable[Path | str], fmt: str | None = None) -> Iterator[LeaseItem]:
+    """Items of several lease logs, one after the other."""
+    for path in paths:
+        yield from open_leases(path, fmt)
