@@ -14,7 +14,7 @@ from cleancenter.config import SETTINGS, ConfigError, load_settings
 from cleancenter.console import EXIT_ERROR, err, out, print_json
 from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
-from cleancenter.notify.cli import notify_app
+from cleancenter.notify.cli import isp_app, notify_app
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -83,6 +83,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(notify_app, name="notify")
+app.add_typer(isp_app, name="isp")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)

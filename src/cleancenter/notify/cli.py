@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
+from cleancenter.atomicfile import write_atomically
 from cleancenter.center import Center
-from cleancenter.console import fail, out, parse_when, print_json
+from cleancenter.console import err, fail, out, parse_when, print_json
+from cleancenter.notify.exports import FORMATS, Reporter, export
 from cleancenter.notify.infections import DEFAULT_KINDS, infected_hosts, update_infections
+from cleancenter.notify.isps import RegistryError, add_isp, isp_incidents, list_isps, remove_isp
 from cleancenter.textsafe import for_console
 
 notify_app = typer.Typer(help="Infected hosts and what each ISP is told.", no_args_is_help=True)
+isp_app = typer.Typer(help="The ISPs the center notifies: prefixes, AS numbers, contacts.",
+                      no_args_is_help=True)
 
 
 @notify_app.command("infections")
@@ -50,3 +59,100 @@ def infections_command(
                       str(len(h.ports)), for_console(", ".join(h.sensors)),
                       for_console(", ".join(h.families)))
     out.print(table)
+
+
+@notify_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    isp: str = typer.Option(..., help="the ISP whose list this is (only its addresses)"),
+    since: str | None = typer.Option(None, help="hosts last seen since: a date or an age"),
+    fmt: str = typer.Option("xarf", "--format", help=f"one of {', '.join(FORMATS)}"),
+    out_file: Path | None = typer.Option(None, "--out", help="write here (default: stdout)"),
+    ipasn: Path | None = typer.Option(None, help="a pyasn IPASN file, to own addresses by "
+                                                 "the ISP's AS numbers too"),
+    org: str = typer.Option("cleancenter", envvar="CLEANCENTER_REPORTER_ORG",
+                            help="the center's name in the reports"),
+    contact: str = typer.Option("abuse@cleancenter.invalid",
+                                envvar="CLEANCENTER_REPORTER_CONTACT",
+                                help="the center's contact address in the reports"),
+    domain: str = typer.Option("cleancenter.invalid", envvar="CLEANCENTER_REPORTER_DOMAIN",
+                               help="the center's domain in the reports"),
+    refresh: bool = typer.Option(True, "--update/--no-update",
+                                 help="read new events into the infections first"),
+) -> None:
+    """One ISP's list of infected addresses: X-ARF v4, Shadowserver-style CSV, IntelMQ."""
+    center: Center = ctx.obj
+    if fmt not in FORMATS:
+        raise fail(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    try:
+        when = parse_when(since)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if refresh:
+        update_infections(center.catalog)
+    try:
+        with center.catalog.engine.connect() as conn:
+            incidents = isp_incidents(conn, isp, since=when, ipasn=ipasn)
+    except (RegistryError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    reporter = Reporter(org=org, contact=contact, domain=domain)
+    if out_file is None:
+        export(incidents, fmt, reporter, sys.stdout)
+        return
+    buffer = io.StringIO(newline="")
+    count = export(incidents, fmt, reporter, buffer)
+    write_atomically(out_file, buffer.getvalue().encode("utf-8"))
+    err.print(f"{count} incident(s) for {for_console(isp)} written to {out_file}")
+
+
+@isp_app.command("add")
+def isp_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="a short name: letters, digits, . _ -"),
+    prefix: list[str] = typer.Option([], "--prefix", help="a prefix it announces (repeat)"),
+    asn: list[int] = typer.Option([], "--asn", help="an AS number (repeat)"),
+    contact: str = typer.Option(..., help="the abuse desk's mail address"),
+    lang: str = typer.Option("ja", help="language of its subscribers' mails: ja or en"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Register an ISP, or add prefixes and AS numbers to one."""
+    center: Center = ctx.obj
+    try:
+        with center.catalog.transaction() as conn:
+            entry = add_isp(conn, name, contact=contact, lang=lang, prefixes=prefix, asns=asn)
+    except RegistryError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print_json(entry.to_dict())
+    else:
+        out.print(f"{for_console(entry.name)}: {len(entry.prefixes)} prefixes, "
+                  f"{len(entry.asns)} AS numbers, contact {for_console(entry.contact)}")
+
+
+@isp_app.command("list")
+def isp_list(ctx: typer.Context,
+             as_json: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """The registered ISPs."""
+    center: Center = ctx.obj
+    with center.catalog.engine.connect() as conn:
+        entries = list_isps(conn)
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    table = Table("name", "contact", "lang", "prefixes", "AS numbers")
+    for e in entries:
+        table.add_row(for_console(e.name), for_console(e.contact), e.lang,
+                      for_console(", ".join(e.prefixes)), ", ".join(map(str, e.asns)))
+    out.print(table)
+
+
+@isp_app.command("remove")
+def isp_remove(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Forget an ISP and its prefixes."""
+    center: Center = ctx.obj
+    try:
+        with center.catalog.transaction() as conn:
+            remove_isp(conn, name)
+    except RegistryError as exc:
+        raise fail(str(exc)) from exc
+    out.print(f"removed {for_console(name)}")

@@ -40,7 +40,7 @@ class Incident:
                 "first_seen": self.first_seen.isoformat(),
                 "last_seen": self.last_seen.isoformat(), "events": self.events,
                 "ports": list(self.ports), "families": list(self.families),
-                "sensors": list(self.sensors), "asn": self.asn}
+                "sensor_count": len(self.sensors), "asn": self.asn}  # decoys stay unnamed
 
 
 def incident_id(isp: str, ip: str, first_seen: datetime) -> str:

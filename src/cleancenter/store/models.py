@@ -252,3 +252,32 @@ class InfectionState(Base):
     last_event_id: Mapped[int] = mapped_column(BigInteger)
     kinds: Mapped[str] = mapped_column(Text)
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Isp(Base):
+    """A network owner the center notifies (its abuse desk's contact and language)."""
+
+    __tablename__ = "isp"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contact: Mapped[str] = mapped_column(String(320))
+    lang: Mapped[str] = mapped_column(String(8))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IspPrefix(Base):
+    """A prefix an ISP announces; a prefix belongs to one ISP (longest match wins)."""
+
+    __tablename__ = "isp_prefix"
+
+    prefix: Mapped[str] = mapped_column(String(49), primary_key=True)
+    isp: Mapped[str] = mapped_column(ForeignKey("isp.name", ondelete="CASCADE"), index=True)
+
+
+class IspAsn(Base):
+    """An AS number of an ISP, for addresses no registered prefix covers."""
+
+    __tablename__ = "isp_asn"
+
+    asn: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    isp: Mapped[str] = mapped_column(ForeignKey("isp.name", ondelete="CASCADE"), index=True)
