@@ -15,6 +15,7 @@ from cleancenter.console import EXIT_ERROR, err, out, print_json
 from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
 from cleancenter.notify.cli import isp_app, notify_app
+from cleancenter.notify.isp.cli import isp_side_app
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -84,6 +85,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(notify_app, name="notify")
 app.add_typer(isp_app, name="isp")
+app.add_typer(isp_side_app, name="isp-side")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)
