@@ -541,10 +541,7 @@ def _probe(plans: dict[str, _Plan], scan: _GoodwareScan, refuse: _Refuse, max_st
                         threshold(len(plan.chosen)), today)
             + rule_source(PROBE_PREFIX + plan.ident, family, len(plan.members), plan.probes,
                           1, today, condition="any of them"))
-    rules, broken = _compile(sources)
-    for family, message in broken.items():
-        refuse(family, "compile_error", f"generated rule does not compile: {message}")
-        del plans[family]
+    rules = _compile_or_refuse(sources, plans, refuse)
     if rules is None:
         return
     found, failed = scan.run(rules, "probing goodware")
@@ -573,6 +570,16 @@ def _probe(plans: dict[str, _Plan], scan: _GoodwareScan, refuse: _Refuse, max_st
         plan.chosen = chosen
 
 
+def _compile_or_refuse(sources: dict[str, str], plans: dict[str, _Plan],
+                       refuse: _Refuse) -> yara_x.Rules | None:
+    """Compile the families' rules; a family whose rule does not compile is refused."""
+    rules, broken = _compile(sources)
+    for family, message in broken.items():
+        refuse(family, "compile_error", f"generated rule does not compile: {message}")
+        del plans[family]
+    return rules
+
+
 def _verify_goodware(plans: dict[str, _Plan], scan: _GoodwareScan, refuse: _Refuse,
                      today: date) -> None:
     """Pass 2, only for rules rebuilt after the probe: they must match no goodware file."""
@@ -581,10 +588,7 @@ def _verify_goodware(plans: dict[str, _Plan], scan: _GoodwareScan, refuse: _Refu
         return
     sources = {f: rule_source(p.rule_name, f, len(p.members), p.chosen,
                               threshold(len(p.chosen)), today) for f, p in again.items()}
-    rules, broken = _compile(sources)
-    for family, message in broken.items():
-        refuse(family, "compile_error", f"generated rule does not compile: {message}")
-        del plans[family]
+    rules = _compile_or_refuse(sources, plans, refuse)
     if rules is None:
         return
     found, failed = scan.run(rules, "verifying on goodware")

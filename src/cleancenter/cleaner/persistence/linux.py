@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from cleancenter.cleaner.persistence.entries import PersistenceEntry
@@ -284,10 +285,7 @@ class _Scan:
         text = self.text(path)
         if text is None:
             return
-        for number, line in enumerate(text.splitlines(), 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
+        for number, stripped in _content_lines(text):
             if _profile_line_starts_program(stripped):
                 self.add("shell-profile", path, stripped, line=number)
 
@@ -306,10 +304,7 @@ class _Scan:
         text = self.text(path)
         if text is None:
             return
-        for number, line in enumerate(text.splitlines(), 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
+        for number, stripped in _content_lines(text):
             program = None  # a key starts nothing by itself...
             if not _KEY_TYPES.match(stripped):  # ...unless its options force a command
                 forced = re.search(r'command="((?:[^"\\]|\\.)*)"', stripped)
@@ -362,6 +357,14 @@ def _unit_lines(text: str) -> list[tuple[int, str, str, str]]:
             key, _, value = line.partition("=")
             result.append((start, section, key.strip(), value.strip()))
     return result
+
+
+def _content_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based number, stripped line) of every line that is not blank or a comment."""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            yield number, stripped
 
 
 def default_homes(root: Path) -> list[str]:
