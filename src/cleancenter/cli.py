@@ -16,6 +16,7 @@ from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
 from cleancenter.notify.cli import isp_app, notify_app
 from cleancenter.notify.isp.cli import isp_side_app
+from cleancenter.portal.serve import serve_command
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -89,6 +90,7 @@ app.add_typer(isp_side_app, name="isp-side")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

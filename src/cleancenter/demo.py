@@ -29,6 +29,7 @@ from cleancenter.center import Center
 from cleancenter.collect.ingest import Ingestor, IngestReport
 from cleancenter.config import load_settings
 from cleancenter.console import EXIT_ERROR, EXIT_OK, RichProgress, err, out, print_json
+from cleancenter.notify.demo import notify_demo
 from cleancenter.store.queries import event_kind_counts, store_counts
 from cleancenter.textsafe import for_console
 
@@ -176,6 +177,7 @@ def demo_command(
                                               ).ingest_dionaea(inputs.dionaea)
         analysis = analyze_demo(demo, inputs, as_json)
         cleaner, show_cleaner = clean_demo(demo, settings.data_dir / "demo-input")
+        notification, show_notification = notify_demo(demo, settings.data_dir / "demo-input")
         with demo.catalog.engine.connect() as conn:
             counts = store_counts(conn)
             kinds = event_kind_counts(conn)
@@ -194,12 +196,14 @@ def demo_command(
         "ingest": {name: r.to_dict() for name, r in reports.items()},
         "analysis": analysis,
         "cleaner": cleaner,
+        "notification": notification,
     }
     if as_json:
         print_json(summary)
     else:
         _print_summary(summary)
         show_cleaner()
+        show_notification()
     if counts["samples"] == 0:
         err.print("[red]the demo collected no samples[/]")
         raise typer.Exit(EXIT_ERROR)

@@ -11,8 +11,16 @@ from rich.table import Table
 
 from cleancenter.atomicfile import write_atomically
 from cleancenter.center import Center
-from cleancenter.console import err, fail, out, parse_when, print_json
+from cleancenter.console import EXIT_FOUND, err, fail, out, parse_when, print_json
 from cleancenter.notify.exports import FORMATS, Reporter, export
+from cleancenter.notify.funnel import (
+    CCC_FY2006,
+    FunnelFigures,
+    SentReportError,
+    funnel,
+    import_sent_report,
+    read_sent_report,
+)
 from cleancenter.notify.infections import DEFAULT_KINDS, infected_hosts, update_infections
 from cleancenter.notify.isps import RegistryError, add_isp, isp_incidents, list_isps, remove_isp
 from cleancenter.textsafe import for_console
@@ -103,6 +111,60 @@ def export_command(
     count = export(incidents, fmt, reporter, buffer)
     write_atomically(out_file, buffer.getvalue().encode("utf-8"))
     err.print(f"{count} incident(s) for {for_console(isp)} written to {out_file}")
+
+
+@notify_app.command("sent-report")
+def sent_report_command(
+    ctx: typer.Context,
+    report: Path = typer.Argument(..., help="the ISP's sent report (isp-side sent-report)"),
+    isp: str = typer.Option(..., help="the ISP that sent it"),
+    as_json: bool = typer.Option(False, "--json", help="JSON output."),
+) -> None:
+    """Take in the tokens an ISP mailed (no subscriber data), for the funnel.
+
+    Exit code 1 when some rows were refused (they are listed), else 0."""
+    center: Center = ctx.obj
+    try:
+        rows = read_sent_report(report)
+        with center.catalog.transaction() as conn:
+            summary = import_sent_report(conn, isp, rows)
+    except (SentReportError, RegistryError) as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        out.print(f"{for_console(isp)}: {summary.new} new notices ({summary.incidents} "
+                  f"incidents), {summary.known} already known, {len(summary.errors)} refused")
+        for error in summary.errors[:20]:
+            err.print(f"[yellow]refused[/] {for_console(error)}")
+    if summary.errors:
+        raise typer.Exit(EXIT_FOUND)
+
+
+@notify_app.command("funnel")
+def funnel_command(ctx: typer.Context,
+                   as_json: bool = typer.Option(False, "--json", help="JSON output.")) -> None:
+    """What happened after the mails, per ISP and overall, beside CCC's FY2006 figures."""
+    center: Center = ctx.obj
+    with center.catalog.engine.connect() as conn:
+        figures = funnel(conn)
+    if as_json:
+        print_json({"funnel": [f.to_dict() for f in figures], "ccc_fy2006": CCC_FY2006})
+        return
+    table = Table("ISP", "notified", "visited", "downloaded", "cleaned",
+                  "seen again (4 weeks)", "window open")
+    for f in figures:
+        table.add_row(for_console(f.isp) if f.isp else "[bold]all[/]", f"{f.notified:,}",
+                      _share(f, f.visited), _share(f, f.downloaded), _share(f, f.cleaned),
+                      _share(f, f.seen_again), f"{f.window_open:,}")
+    table.add_row("CCC FY2006", "", "", f"{CCC_FY2006['downloaded']:.1%}", "",
+                  f"< {CCC_FY2006['seen_again']:.0%}", "")
+    out.print(table)
+
+
+def _share(figures: FunnelFigures, count: int) -> str:
+    rate = figures.rate(count)
+    return f"{count:,}" if rate is None else f"{count:,} ({rate:.1%})"
 
 
 @isp_app.command("add")

@@ -281,3 +281,39 @@ class IspAsn(Base):
 
     asn: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     isp: Mapped[str] = mapped_column(ForeignKey("isp.name", ondelete="CASCADE"), index=True)
+
+
+class Notice(Base):
+    """A mail an ISP sent, known to the center by its token only (never its subscriber)."""
+
+    __tablename__ = "notice"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    isp: Mapped[str] = mapped_column(ForeignKey("isp.name", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    received: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NoticeIncident(Base):
+    """Which of the center's incidents a notice was about: the address to watch for again."""
+
+    __tablename__ = "notice_incident"
+
+    token: Mapped[str] = mapped_column(ForeignKey("notice.token", ondelete="CASCADE"),
+                                       primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    src_ip: Mapped[str] = mapped_column(String(45))
+    src_key: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class FunnelEvent(Base):
+    """A step a notified person took: visited the landing page, downloaded, reported."""
+
+    __tablename__ = "funnel_event"
+    __table_args__ = (Index("ix_funnel_event_token_kind", "token", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    token: Mapped[str] = mapped_column(ForeignKey("notice.token", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
