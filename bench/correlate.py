@@ -10,7 +10,18 @@ sorted as it needs (not timed): pandas ``merge_asof``, polars ``join_asof``, Duc
 ``ASOF JOIN``, each followed by the ``t < end`` filter. Every peer must give our lease on
 every row we call unambiguous; on the rows we call ambiguous the count of rows a peer
 silently assigns to one lease is reported. Peak memory: RSS sampled every 5 ms above the
-RSS before the method (and tracemalloc for ours).
+RSS before the method (and tracemalloc for ours). With ``--runs N`` every method is run N
+times and the median time is reported.
+
+PostgreSQL (``postgres`` in ``--peers``; skipped with a message if the server at
+``CLEANCENTER_TEST_PG_URL`` is unreachable): all leases and a subsample of the
+observations (the first ``--pg-rows`` for the plain plan, ``--pg-gist-rows`` for GiST)
+are loaded with COPY into a schema of their own (load time reported apart, dropped
+afterwards). Plain plan: a btree on ``(ip, s) INCLUDE (e, id)`` and a LATERAL subquery
+counting the leases with ``s <= t AND (e IS NULL OR t < e)``; GiST plan: an ``int8range``
+column, a GiST index on ``(ip, r)`` (btree_gist) and ``r @> t``. Timed: the query on the
+server into an unlogged table (``CREATE TABLE AS``), not the transfer to Python. Checked:
+per row the count of covering leases (0, 1, 2 or more) and the lease equal ours.
 
     .venv/bin/pip install pandas polars duckdb   # peers, benchmark only
     .venv/bin/python bench/correlate.py [--scale 1] [--runs 1] [--json out.json]
@@ -21,6 +32,8 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
+import statistics
 import threading
 import time
 import tracemalloc
@@ -32,7 +45,7 @@ import numpy as np
 import psutil
 
 from cleancenter.notify.isp.correlate import AMBIGUOUS, NONE, OPEN, LeaseIndex
-from common import machine
+from common import PG_URL, machine
 
 SEED = 20261128
 SEC = 10**9
@@ -97,13 +110,20 @@ class Peak:
         return (self.peak - self.base) / 2**20
 
 
-def measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
-    gc.collect()
-    with Peak() as peak:
-        t0 = time.perf_counter()
-        result = fn()
-        seconds = time.perf_counter() - t0
-    return seconds, peak.mib, result
+def measure(fn: Callable[[], Any], runs: int = 1) -> tuple[float, float, Any]:
+    """Median seconds over ``runs``, the largest peak RSS delta, the last result."""
+    times: list[float] = []
+    peaks: list[float] = []
+    result: Any = None
+    for _ in range(runs):
+        result = None
+        gc.collect()
+        with Peak() as peak:
+            t0 = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - t0)
+        peaks.append(peak.mib)
+    return statistics.median(times), max(peaks), result
 
 
 def ours(d: dict[str, Any]) -> tuple[Any, Any]:
@@ -111,12 +131,130 @@ def ours(d: dict[str, Any]) -> tuple[Any, Any]:
     return index, index.match4(d["obs_ip"], d["obs_t"])
 
 
+PG_SCHEMA = f"cc_bench_correlate_{os.getpid()}"
+PLAIN = """
+CREATE UNLOGGED TABLE {s}.res AS
+SELECT o.i, c.n, c.id FROM {s}.obs o
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, min(l.id) AS id FROM {s}.leases l
+    WHERE l.ip = o.ip AND l.s <= o.t AND (l.e IS NULL OR o.t < l.e)) c
+"""
+GIST = """
+CREATE UNLOGGED TABLE {s}.res AS
+SELECT o.i, c.n, c.id FROM {s}.obs o
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n, min(l.id) AS id FROM {s}.leases_gist l
+    WHERE l.ip = o.ip AND l.r @> o.t) c
+"""
+
+
+def postgres(d: dict[str, Any], res: Any, rows: list[dict[str, Any]],
+             args: argparse.Namespace) -> None:
+    """The plain and the GiST plan on the real server, on subsamples (see the module)."""
+    try:
+        import psycopg
+
+        conn = psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"),
+                               connect_timeout=5, autocommit=True)
+    except Exception as exc:  # any failure: skip the peer
+        print(f"postgres: skipped, server unreachable ({exc})")
+        return
+    s = PG_SCHEMA
+    n_leases = len(d["ip"])
+    ours_lease = res.lease
+    made_ext = False
+    try:
+        version = conn.execute("SHOW server_version").fetchone()
+        conn.execute(f"CREATE SCHEMA {s}")
+        t0 = time.perf_counter()
+        conn.execute(f"CREATE UNLOGGED TABLE {s}.leases (id bigint, ip bigint, s bigint, "
+                     "e bigint)")
+        ends = [None if x == OPEN else int(x) for x in d["end"].tolist()]
+        with conn.cursor().copy(f"COPY {s}.leases (id, ip, s, e) FROM STDIN") as cp:
+            for row in zip(range(n_leases), d["ip"].tolist(), d["start"].tolist(), ends,
+                           strict=True):
+                cp.write_row(row)
+        conn.execute(f"CREATE INDEX ON {s}.leases (ip, s) INCLUDE (e, id)")
+        conn.execute(f"VACUUM ANALYZE {s}.leases")
+        load = time.perf_counter() - t0
+        print(f"postgres {version[0] if version else '?'}: {n_leases:,} leases loaded (COPY, "
+              f"btree, VACUUM ANALYZE) in {load:.1f} s")
+
+        def run(sql: str, k: int, name: str, load_s: float) -> None:
+            conn.execute(f"DROP TABLE IF EXISTS {s}.obs")
+            conn.execute(f"CREATE UNLOGGED TABLE {s}.obs (i bigint, ip bigint, t bigint)")
+            t1 = time.perf_counter()
+            with conn.cursor().copy(f"COPY {s}.obs (i, ip, t) FROM STDIN") as cp:
+                for row in zip(range(k), d["obs_ip"][:k].tolist(), d["obs_t"][:k].tolist(),
+                               strict=True):
+                    cp.write_row(row)
+            conn.execute(f"VACUUM ANALYZE {s}.obs")
+            obs_load = time.perf_counter() - t1
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN " + sql.format(s=s).split(" AS\n", 1)[1]).fetchall())
+            times = []
+            for _ in range(args.runs):
+                conn.execute(f"DROP TABLE IF EXISTS {s}.res")
+                t2 = time.perf_counter()
+                conn.execute(sql.format(s=s))
+                times.append(time.perf_counter() - t2)
+            seconds = statistics.median(times)
+            got = conn.execute(f"SELECT i, n, coalesce(id, -1) FROM {s}.res").fetchall()
+            arr = np.asarray(got, dtype=np.int64).reshape(-1, 3)
+            n_cov = np.zeros(k, dtype=np.int64)
+            lease = np.full(k, NONE, dtype=np.int64)
+            n_cov[arr[:, 0]] = arr[:, 1]
+            lease[arr[:, 0]] = np.where(arr[:, 1] == 1, arr[:, 2],
+                                        np.where(arr[:, 1] == 0, NONE, AMBIGUOUS))
+            mine = ours_lease[:k]
+            want_n = np.where(mine >= 0, 1, np.where(mine == NONE, 0, -1))
+            for r, cands in res.candidates.items():
+                if r < k:
+                    want_n[r] = len(cands)
+            disagree = int(np.count_nonzero((lease != mine) | (n_cov != want_n)))
+            amb = int(np.count_nonzero(mine == AMBIGUOUS))
+            print(f"{name}: {k:,} observations in {seconds:.2f} s ({k / seconds:,.0f}/s), "
+                  f"observations loaded in {obs_load:.1f} s; {disagree} rows differ from "
+                  f"ours (lease or count of covering leases); {amb} ambiguous rows, "
+                  f"counted alike\n{plan}")
+            rows.append({"method": name, "seconds": seconds, "events_per_s": k / seconds,
+                         "rss_mib": None, "disagree": disagree, "ambiguous_assigned": 0,
+                         "subsample": k, "load_seconds": load_s + obs_load,
+                         "ambiguous_rows": amb, "plan": plan})
+
+        run(PLAIN, min(args.pg_rows, len(d["obs_ip"])),
+            f"PostgreSQL {version[0] if version else ''} btree + LATERAL count", load)
+        if args.pg_gist_rows > 0:
+            made_ext = conn.execute("SELECT count(*) FROM pg_extension "
+                                    "WHERE extname = 'btree_gist'").fetchone() == (0,)
+            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+            t0 = time.perf_counter()
+            conn.execute(f"CREATE UNLOGGED TABLE {s}.leases_gist AS SELECT id, ip, "
+                         f"int8range(s, e, '[)') AS r FROM {s}.leases")
+            conn.execute(f"CREATE INDEX ON {s}.leases_gist USING gist (ip, r)")
+            conn.execute(f"VACUUM ANALYZE {s}.leases_gist")
+            gist_load = time.perf_counter() - t0
+            print(f"postgres: GiST table and index built in {gist_load:.1f} s")
+            run(GIST, min(args.pg_gist_rows, len(d["obs_ip"])),
+                f"PostgreSQL {version[0] if version else ''} GiST (ip, int8range) @>",
+                load + gist_load)
+    finally:
+        conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
+        if made_ext:
+            conn.execute("DROP EXTENSION IF EXISTS btree_gist")
+        conn.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--overlap", type=float, default=0.001)
     ap.add_argument("--runs", type=int, default=1)
-    ap.add_argument("--peers", default="pandas,polars,duckdb")
+    ap.add_argument("--peers", default="pandas,polars,duckdb,postgres")
+    ap.add_argument("--pg-rows", type=int, default=1_000_000,
+                    help="observations for the plain PostgreSQL plan")
+    ap.add_argument("--pg-gist-rows", type=int, default=100_000,
+                    help="observations for the GiST plan (0: skip)")
     ap.add_argument("--json")
     args = ap.parse_args()
     info = machine()
@@ -128,15 +266,10 @@ def main() -> None:
           f"observations, generated in {time.perf_counter() - t0:.1f} s")
     rows: list[dict[str, Any]] = []
 
-    best: tuple[float, float, Any] | None = None
-    for _ in range(args.runs):
-        got = measure(lambda: ours(d))
-        if best is None or got[0] < best[0]:
-            best = got
-    assert best is not None
-    seconds, mib, (index, res) = best
-    build_s, _, _ = measure(lambda: LeaseIndex.from_columns(d["start"], d["end"], ip4=d["ip"]))
-    query_s, query_mib, _ = measure(lambda: index.match4(d["obs_ip"], d["obs_t"]))
+    seconds, mib, (index, res) = measure(lambda: ours(d), args.runs)
+    build_s, _, _ = measure(lambda: LeaseIndex.from_columns(d["start"], d["end"], ip4=d["ip"]),
+                            args.runs)
+    query_s, query_mib, _ = measure(lambda: index.match4(d["obs_ip"], d["obs_t"]), args.runs)
     tracemalloc.start()
     ours(d)
     traced = tracemalloc.get_traced_memory()[1] / 2**20
@@ -184,7 +317,7 @@ def main() -> None:
             out[j["i"].to_numpy()] = np.where(hit, j["id"].fillna(-1).to_numpy(), NONE)
             return out
 
-        s, mb, out = measure(run_pandas)
+        s, mb, out = measure(run_pandas, args.runs)
         check(f"pandas {pd.__version__} merge_asof (pre-sorted)", s, mb, out)
         del left, right
     if "polars" in peers:
@@ -207,7 +340,7 @@ def main() -> None:
             out[j["i"].to_numpy()] = j["m"].to_numpy()
             return out
 
-        s, mb, out = measure(run_polars)
+        s, mb, out = measure(run_polars, args.runs)
         check(f"polars {pl.__version__} join_asof (pre-sorted)", s, mb, out)
         del left_pl, right_pl
     if "duckdb" in peers:
@@ -231,19 +364,24 @@ def main() -> None:
                 if m.dtype.kind == "f" else m
             return out
 
-        s, mb, out = measure(run_duckdb)
+        s, mb, out = measure(run_duckdb, args.runs)
         check(f"DuckDB {duckdb.__version__} ASOF JOIN", s, mb, out)
         con.close()
 
-    fastest_peer = max((r["events_per_s"] for r in rows[2:]), default=0.0)
+    if "postgres" in peers:
+        postgres(d, res, rows, args)
+
+    fastest_peer = max((r["events_per_s"] for r in rows[2:] if "subsample" not in r),
+                       default=0.0)
     print(f"\nscale {args.scale}: {n_obs:,} observations x {n_leases:,} leases; "
           f"ambiguous rows (ours): {counts['ambiguous']:,}")
-    print(f"{'method':52} {'s':>7} {'events/s':>12} {'RSS MiB':>8} {'vs ours':>8} "
+    print(f"{'method':60} {'s':>7} {'events/s':>12} {'RSS MiB':>8} {'vs ours':>8} "
           f"{'disagree':>8} {'amb. assigned':>13}")
     for r in rows:
         ratio = rows[0]["events_per_s"] / r["events_per_s"]
-        print(f"{r['method']:52} {r['seconds']:7.2f} {r['events_per_s']:12,.0f} "
-              f"{r['rss_mib']:8.0f} {ratio:8.2f} {r.get('disagree', ''):>8} "
+        rss = "" if r.get("rss_mib") is None else f"{r['rss_mib']:8.0f}"
+        print(f"{r['method']:60} {r['seconds']:7.2f} {r['events_per_s']:12,.0f} "
+              f"{rss:>8} {ratio:8.2f} {r.get('disagree', ''):>8} "
               f"{r.get('ambiguous_assigned', ''):>13}")
     print(f"ours traced (tracemalloc) peak: {traced:.0f} MiB; fastest peer "
           f"{fastest_peer:,.0f}/s")

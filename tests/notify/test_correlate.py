@@ -269,3 +269,151 @@ def test_random_against_brute_force() -> None:
             assert value == AMBIGUOUS and set(arr.candidates[k]) == want
         else:
             assert value == NONE
+
+
+# ---------------------------------------------------------------- the columnar engine
+
+def brute_columns(ip: np.ndarray, start: np.ndarray, end: np.ndarray, obs_ip: np.ndarray,
+                  obs_t: np.ndarray) -> tuple[list[int], dict[int, tuple[int, ...]]]:
+    """Per observation the covering leases of the columnar input, the obvious way."""
+    lease: list[int] = []
+    cands: dict[int, tuple[int, ...]] = {}
+    for r, (a, t) in enumerate(zip(obs_ip.tolist(), obs_t.tolist(), strict=True)):
+        hit = np.flatnonzero((ip == a) & (start <= t) & (t < end)).tolist()
+        lease.append(hit[0] if len(hit) == 1 else NONE if not hit else AMBIGUOUS)
+        if len(hit) > 1:
+            cands[r] = tuple(hit)
+    return lease, cands
+
+
+def check_columns(ip: np.ndarray, start: np.ndarray, end: np.ndarray, obs_ip: np.ndarray,
+                  obs_t: np.ndarray) -> None:
+    got = LeaseIndex.from_columns(start, end, ip4=ip).match4(obs_ip, obs_t)
+    want, cands = brute_columns(ip, start, end, obs_ip, obs_t)
+    assert got.lease.tolist() == want
+    assert got.candidates == cands
+
+
+S = 10**9
+
+
+def test_sub_second_start_among_whole_seconds() -> None:
+    # one lease starts half a second and one nanosecond into a second: exact, no rounding
+    start = np.array([0, 100 * S, 100 * S + S // 2 + 1, 300 * S], dtype=np.int64)
+    end = np.array([100 * S, 100 * S + S // 2 + 1, 200 * S, OPEN], dtype=np.int64)
+    ip = np.array([7, 7, 7, 7], dtype=np.uint32)
+    t = np.array([100 * S + S // 2, 100 * S + S // 2 + 1, 100 * S + S // 2 + 2,
+                  200 * S - 1, 200 * S, 300 * S - 1, 300 * S, 10**18], dtype=np.int64)
+    got = LeaseIndex.from_columns(start, end, ip4=ip).match4(np.full(len(t), 7), t)
+    assert got.lease.tolist() == [1, 2, 2, 2, NONE, NONE, 3, 3]
+    check_columns(ip, start, end, np.full(len(t), 7, dtype=np.uint32), t)
+
+
+def test_three_overlapping_leases_then_one_by_one() -> None:
+    # a: [0, 100), b: [10, 60), c: [20, 40); open d on another address in between
+    start = np.array([0, 10, 20, 0], dtype=np.int64) * S
+    end = np.array([100 * S, 60 * S, 40 * S, OPEN], dtype=np.int64)
+    ip = np.array([5, 5, 5, 6], dtype=np.uint32)
+    index = LeaseIndex.from_columns(start, end, ip4=ip)
+    t = np.array([5, 10, 20, 39, 40, 59, 60, 99, 100], dtype=np.int64) * S
+    got = index.match4(np.full(len(t), 5), t)
+    assert got.lease.tolist() == [0, AMBIGUOUS, AMBIGUOUS, AMBIGUOUS, AMBIGUOUS, AMBIGUOUS,
+                                  0, 0, NONE]
+    assert got.candidates == {1: (0, 1), 2: (0, 1, 2), 3: (0, 1, 2), 4: (0, 1), 5: (0, 1)}
+
+
+def test_open_lease_does_not_leak_into_other_addresses() -> None:
+    # address 3 never closes; addresses 4 and 9 (and 5..8, unknown) must not see it
+    start = np.array([0, 50, 10, 10], dtype=np.int64) * S
+    end = np.array([OPEN, OPEN, 20 * S, 20 * S], dtype=np.int64)
+    ip = np.array([3, 3, 4, 9], dtype=np.uint32)
+    obs_ip = np.array([3, 3, 3, 4, 4, 5, 8, 9, 9, 2, 10], dtype=np.uint32)
+    obs_t = np.array([0, 49, 50, 5, 30, 30, 30, 15, 20, 30, 30], dtype=np.int64) * S
+    got = LeaseIndex.from_columns(start, end, ip4=ip).match4(obs_ip, obs_t)
+    assert got.lease.tolist() == [0, 0, AMBIGUOUS, NONE, NONE, NONE, NONE, 3, NONE, NONE,
+                                  NONE]
+    assert got.candidates == {2: (0, 1)}
+
+
+def test_observation_exactly_at_each_boundary() -> None:
+    rng = np.random.default_rng(11)
+    n = 400
+    ip = rng.integers(1, 40, n).astype(np.uint32)
+    start = rng.integers(0, 10**6, n) * 1000 + rng.integers(0, 2, n)  # some odd ns
+    end = start + rng.integers(0, 5 * 10**4, n) * 1000
+    end[rng.random(n) < 0.05] = OPEN
+    # every start and every finite end, one ns before and after, on every address
+    points = np.concatenate([start, end[end != OPEN]])
+    points = np.concatenate([points - 1, points, points + 1])
+    obs_ip = ip[rng.integers(0, n, len(points))]
+    check_columns(ip, start, end, obs_ip, points)
+
+
+def test_many_boundaries_inside_one_grid_cell() -> None:
+    # one address with 300 one-second leases in a row, another with a year-long lease:
+    # the time cells are far wider than a second
+    k = 300
+    start = np.concatenate([np.arange(k) * S, [0]]).astype(np.int64)
+    end = np.concatenate([np.arange(1, k + 1) * S, [365 * 86400 * S]]).astype(np.int64)
+    end[17] = 30 * S  # one stretched: ambiguous up to 30 s
+    ip = np.array([1] * k + [2], dtype=np.uint32)
+    t = np.arange(-2 * S, (k + 2) * S, S // 3, dtype=np.int64)
+    check_columns(ip, start, end, np.ones(len(t), dtype=np.uint32), t)
+    check_columns(ip, start, end, np.full(len(t), 2, dtype=np.uint32), t)
+
+
+def test_sparse_addresses_over_the_whole_space() -> None:
+    ip = np.array([0, 1, 2**31, 2**32 - 1, 0x0A000001, 0xC0000201], dtype=np.uint32)
+    start = np.zeros(len(ip), dtype=np.int64)
+    end = np.full(len(ip), 10 * S, dtype=np.int64)
+    obs_ip = np.array([0, 1, 2, 2**31, 2**31 - 1, 2**32 - 1, 2**32 - 2, 0x0A000001,
+                       0x0A000002, 0xC0000201], dtype=np.uint32)
+    obs_t = np.full(len(obs_ip), S, dtype=np.int64)
+    got = LeaseIndex.from_columns(start, end, ip4=ip).match4(obs_ip, obs_t)
+    assert got.lease.tolist() == [0, 1, NONE, 2, NONE, 3, NONE, 4, NONE, 5]
+    # many addresses spread thinly (the binary-search fallback) give the same answers
+    rng = np.random.default_rng(3)
+    many = rng.choice(2**32, 3000, replace=False).astype(np.uint32)
+    start = rng.integers(0, 100, 3000) * S
+    end = start + rng.integers(1, 100, 3000) * S
+    obs_ip = np.concatenate([many[rng.integers(0, 3000, 2000)],
+                             rng.integers(0, 2**32, 500).astype(np.uint32)])
+    obs_t = rng.integers(0, 200, len(obs_ip)) * S
+    check_columns(many, start, end, obs_ip, obs_t)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_give_the_same_answers(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    import cleancenter.notify.isp.correlate as engine
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    ip = rng.integers(0, 300, n).astype(np.uint32)
+    start = rng.integers(0, 10**5, n) * S
+    end = start + rng.integers(0, 10**4, n) * S
+    end[rng.random(n) < 0.03] = OPEN
+    index = LeaseIndex.from_columns(start, end, ip4=ip)
+    obs_ip = rng.integers(0, 320, 5000).astype(np.uint32)
+    obs_t = rng.integers(-10, 1.2 * 10**5, 5000) * S
+    whole = index.match4(obs_ip, obs_t)
+    want, cands = brute_columns(ip, start, end, obs_ip, obs_t)
+    assert whole.lease.tolist() == want and whole.candidates == cands
+    assert len(cands) > 20
+    # the same observations in chunks of 7 rows (a chunk boundary inside every run)
+    monkeypatch.setattr(engine, "_CHUNK", 7)
+    monkeypatch.setattr(engine, "_THREADS", threads)
+    got = index.match4(obs_ip, obs_t)
+    assert got.lease.tolist() == want and got.candidates == cands
+    # and the general path (CGNAT blocks, IPv6) too
+    cg = [lease("203.0.113.7", 0, 60, "alice", (1024, 2047)),
+          lease("203.0.113.7", 0, 60, "bob", (2048, 3071)),
+          lease("203.0.113.7", 10, None, "carol", (1024, 2047)),
+          lease("2001:db8::/64", 0, 30, "dave"), lease("2001:db8::1", 20, 40, "erin")]
+    obs = [Observation("203.0.113.7", at(m), p) for m in (5, 20, 59, 60)
+           for p in (None, 1024, 2047, 2048, 9)]
+    obs += [Observation("2001:db8::1", at(m)) for m in (0, 19, 20, 29, 30, 39, 40)]
+    chunked = correlate(obs, cg)
+    monkeypatch.setattr(engine, "_CHUNK", 1 << 20)
+    assert chunked == correlate(obs, cg)
+    for o, m in zip(obs, chunked, strict=True):
+        assert {id(x) for x in m.leases} == {id(cg[i]) for i in brute(cg, o)}, o

@@ -19,15 +19,22 @@ the window) or either end ambiguous: ambiguous; one end without a lease: matched
 other end's lease, with a note. Only the two ends are looked at: a third holder strictly
 inside the window is not seen.
 
-Engine (numpy, no Python loop per observation): leases are expanded to rows of a dense
-key (address, or address and port segment behind CGNAT) and sorted by (key, start); a
-single ``searchsorted`` of ``key * span + time`` finds, per observation, the last lease of
-its key that started at or before ``t``. A per-row prefix maximum of the ``end`` of the
-earlier leases of the same key tells, in O(1), whether any earlier lease still covers
-``t``: if none does, the answer is that last lease or nothing; only when one does (a real
-overlap near ``t``) the key's earlier rows are scanned, so ambiguity is exact and the
-common case is one binary search. An as-of join (keep the lease that started last) is the
-first half of this, and silently picks one lease where there are several.
+Engine (numpy, no Python loop per observation): at build time the leases are flattened
+into an interval map: per key (an address, or an address and port segment behind CGNAT)
+the elementary, non-overlapping time segments between consecutive lease boundaries, each
+labelled with its lease, none, or ambiguous (with its candidate leases kept aside), and a
+grid of equal time cells per key (about `_IntervalMap.RATIO` cells per segment) that stores, for a cell no boundary falls inside, the
+answer itself. A query is then an address-id look-up (two table reads for IPv4 hosts), one
+read of the grid and, for the few rows in a cell that a boundary cuts (or an ambiguous
+one), an exact step or binary search among that key's segments on the int64 ns times (the
+grid only narrows the search: no time is rounded). Observations are processed in chunks
+of `_CHUNK` rows (bounded memory; two threads for large batches). An as-of join (keep the
+lease that started last) silently picks one lease where there are several and misses an
+earlier, longer lease that still covers ``t``.
+
+Fast path: IPv4 host leases (no prefixes, no port blocks). Delegated prefixes, several
+prefix lengths, IPv6 (16-byte key search) and CGNAT port blocks take a slower general
+path that maps each observation to one or more keys first; the interval map is the same.
 
 Times are int64 nanoseconds since the epoch (UTC); an open end is ``OPEN``.
 """
@@ -35,7 +42,8 @@ Times are int64 nanoseconds since the epoch (UTC); an open end is ``OPEN``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -58,6 +66,8 @@ _US = timedelta(microseconds=1)
 _PORTS = 65536
 _UNITS = (1, 10**3, 10**6, 10**9, 60 * 10**9, 3600 * 10**9, 86400 * 10**9)
 _V6_MASK = (1 << 64) - 1
+_CHUNK = 1 << 20  # observations per chunk (bounds the temporaries)
+_THREADS = 2  # chunks in flight (numpy releases the GIL in the heavy steps)
 
 
 def to_ns(when: datetime) -> int:
@@ -123,6 +133,299 @@ def _v6_keys(hi: NDArray[np.uint64], lo: NDArray[np.uint64], length: int) -> NDA
 def _v4_keys(ip: NDArray[np.uint32], length: int) -> NDArray[np.uint64]:
     mask = ((1 << length) - 1) << (32 - length) if length else 0
     return ((ip & np.uint32(mask)).astype(np.uint64) << np.uint64(8)) | np.uint64(length)
+
+
+def _bits(value: int) -> int:
+    return max(int(value), 0).bit_length()
+
+
+class _HostTable:
+    """IPv4 address -> position in ``hosts`` (sorted, unique), or ``len(hosts)`` if absent.
+
+    Two table reads instead of a binary search: a first level on the top ``a`` bits of
+    the address names a block of ``2**(32 - a)`` slots (block 0: all absent). ``a`` is
+    chosen for the least memory; when even that is too much (addresses spread thinly over
+    the whole space) a binary search is used instead."""
+
+    def __init__(self, hosts: NDArray[np.uint32]) -> None:
+        self.absent = len(hosts)
+        best: tuple[int, int] | None = None
+        for a in (8, 12, 16, 20, 24):
+            blocks = len(np.unique(hosts >> np.uint32(32 - a))) if len(hosts) else 0
+            cells = (1 << a) + (blocks + 1) * (1 << (32 - a))
+            if best is None or cells < best[0]:
+                best = (cells, a)
+        assert best is not None
+        self.hosts = hosts
+        self.a: int | None = None
+        if best[0] > 16 * len(hosts) + (1 << 22):
+            return
+        a = best[1]
+        width = 1 << (32 - a)
+        top = (hosts >> np.uint32(32 - a)).astype(np.int64)
+        used = np.unique(top)
+        dtype = np.int32 if len(hosts) < 2**31 - 1 else np.int64
+        self.l1 = np.zeros(1 << a, dtype=np.int64)
+        self.l1[used] = (np.arange(len(used), dtype=np.int64) + 1) * width
+        self.l2 = np.full((len(used) + 1) * width, self.absent, dtype=dtype)
+        self.l2[self.l1[top] + (hosts & np.uint32(width - 1)).astype(np.int64)] = \
+            np.arange(len(hosts), dtype=dtype)
+        self.a, self.shift, self.mask = a, np.uint32(32 - a), np.uint32(width - 1)
+
+    def lookup(self, ip: NDArray[np.uint32]) -> Int64s:
+        if self.a is None:
+            pos = np.searchsorted(self.hosts, ip)
+            np.minimum(pos, max(self.absent - 1, 0), out=pos)
+            if self.absent == 0:
+                return np.zeros(len(ip), dtype=np.int64)
+            return np.where(self.hosts[pos] == ip, pos, self.absent).astype(np.int64)
+        slot = self.l1[ip >> self.shift]
+        slot += ip & self.mask
+        return self.l2[slot].astype(np.int64, copy=False)
+
+
+class _IntervalMap:
+    """Per key, the elementary time segments of the leases, and a grid of time cells.
+
+    Segments: per key a sentinel (from the beginning of time: none), then one segment per
+    distinct boundary (a start, or a finite end) until the next; its label is the lease
+    covering it (cover count 1), ``NONE`` (0) or ``-2 - a`` (two or more: candidate list
+    ``a``). Grid: ``cells`` cells of ``width`` ns per key (and one more key of nothing,
+    for unknown addresses); a cell without a boundary inside holds the label of its
+    segment, or ``-2 - s`` (search from segment ``s``) when a boundary cuts it or ``s`` is
+    ambiguous."""
+
+    RATIO = 8  # grid cells per segment (more: fewer searches, more memory)
+    MAX_CELLS = 1 << 26
+
+    def __init__(self, key: Int64s, start: Int64s, end: Int64s, lease: Int64s | None,
+                 n_keys: int) -> None:
+        n = len(key)
+        closed = np.flatnonzero(end != OPEN)
+        # events (key, time, row * 2 + is_end), sorted by key then time
+        ek, et, eid = _sort_events(
+            np.concatenate([key, key[closed]]), np.concatenate([start, end[closed]]),
+            np.concatenate([np.arange(n, dtype=np.int64) << 1, (closed << 1) | 1]), n_keys)
+        m = len(ek)
+        is_end = eid & 1
+        eid >>= 1
+        delta = 1 - 2 * is_end
+        del is_end
+        contrib = (eid if lease is None else lease[eid]) * delta
+        del eid
+        cov = np.cumsum(delta)
+        lsum = np.cumsum(contrib)
+        last = np.ones(m, dtype=bool)
+        if m:  # open leases carry over: count from zero at each key's first event
+            new_key = np.empty(m, dtype=bool)
+            new_key[0] = True
+            np.not_equal(ek[1:], ek[:-1], out=new_key[1:])
+            kfirst = np.flatnonzero(new_key)
+            reps = np.diff(np.append(kfirst, m))
+            cov -= np.repeat(cov[kfirst] - delta[kfirst], reps)
+            lsum -= np.repeat(lsum[kfirst] - contrib[kfirst], reps)
+            last[:-1] = new_key[1:]
+            last[:-1] |= et[1:] != et[:-1]
+            del new_key
+        del delta, contrib
+        sk, st, scov, slab = ek[last], et[last], cov[last], lsum[last]
+        del cov, lsum, ek, et, last
+        # segments with a sentinel in front of every key
+        per_key = np.bincount(sk, minlength=n_keys)
+        n_seg = n_keys + len(sk)
+        key_lo = np.zeros(n_keys + 1, dtype=np.int64)
+        np.cumsum(per_key + 1, out=key_lo[1:])
+        real = np.arange(len(sk), dtype=np.int64)
+        real += sk
+        real += 1
+        self.seg_t = np.full(n_seg, _MIN, dtype=np.int64)
+        self.seg_t[real] = st
+        lab = np.full(n_seg, NONE, dtype=np.int64)
+        lab[real] = np.where(scov == 1, slab, NONE)
+        amb = np.zeros(n_seg, dtype=bool)
+        amb[real] = scov >= 2
+        key_last = key_lo[1:] - 1
+        self.key_lo, self.key_last = key_lo[:-1], key_last
+        self.seg_next = np.empty(n_seg, dtype=np.int64)
+        self.seg_next[:-1] = self.seg_t[1:]
+        self.seg_next[key_last] = OPEN
+        self.seg_last = np.repeat(key_last, per_key + 1)
+        # ambiguous segments: every lease covering them (CSR: cand_ptr, cand)
+        amb_at = np.flatnonzero(amb)
+        self.cand_ptr = np.zeros(len(amb_at) + 1, dtype=np.int64)
+        self.cand = np.zeros(0, dtype=np.int64)
+        if len(amb_at):
+            lab[amb_at] = -2 - np.arange(len(amb_at), dtype=np.int64)
+            touched = np.zeros(n_keys, dtype=bool)
+            touched[sk[scov >= 2]] = True
+            rows = np.flatnonzero(touched[key])  # only the rows of keys with an overlap
+            rk = key[rows]
+            seg_a = self.find(self.key_lo[rk], key_last[rk], start[rows])
+            seg_b = key_last[rk] + 1
+            ends = end[rows] != OPEN
+            seg_b[ends] = self.find(self.key_lo[rk[ends]], key_last[rk[ends]],
+                                    end[rows][ends])
+            acc = np.zeros(n_seg + 1, dtype=np.int64)
+            np.cumsum(amb, out=acc[1:])
+            count = acc[seg_b] - acc[seg_a]
+            has = np.flatnonzero(count > 0)
+            count = count[has]
+            lid = rows if lease is None else lease[rows]
+            pair_lease = np.repeat(lid[has], count)
+            offs = np.cumsum(count) - count
+            pair_amb = np.repeat(acc[seg_a[has]] - offs, count) + np.arange(len(pair_lease))
+            o = np.lexsort((pair_lease, pair_amb))
+            self.cand = pair_lease[o]
+            self.cand_ptr = np.searchsorted(pair_amb[o], np.arange(len(amb_at) + 1))
+        self.lab = lab
+        # the grid
+        lo_b, hi_b = (int(st.min()), int(st.max())) if len(st) else (0, 0)
+        cells = max(3, min(self.RATIO * n_seg, self.MAX_CELLS) // (n_keys + 1))
+        width = max(1, -(-(hi_b - lo_b + 1) // (cells - 2)))  # ns per cell
+        tmin = lo_b - width
+        cells = (hi_b - tmin) // width + 2
+        if tmin < _MIN or tmin + cells * width - 1 > OPEN:
+            raise ValueError("lease times out of range")
+        self.tmin, self.tmax, self.width, self.cells = tmin, tmin + cells * width - 1, \
+            width, cells
+        st -= tmin
+        cut = (st % width) != 0  # the segment starts inside its cell
+        st //= width
+        sk *= cells
+        sk += st  # the cell of each real segment
+        pos = sk
+        del st
+        seg_cell = np.empty(n_seg + 1, dtype=np.int64)  # first cell each segment covers
+        seg_cell[:-1][key_lo[:-1]] = np.arange(n_keys, dtype=np.int64) * cells
+        seg_cell[real] = pos + cut
+        seg_cell[-1] = n_keys * cells
+        top = int(lease.max()) if lease is not None and n else n
+        idx_t = np.int32 if max(n_seg, top) + 2 < 2**31 else np.int64
+        code = np.where(amb, -2 - np.arange(n_seg, dtype=np.int64), lab).astype(idx_t)
+        grid = np.empty((n_keys + 1) * cells, dtype=idx_t)
+        grid[:n_keys * cells] = np.repeat(code, np.diff(seg_cell))
+        grid[n_keys * cells:] = NONE
+        del code, seg_cell
+        inside = np.flatnonzero(cut)
+        if len(inside):  # cells a boundary cuts: search from the segment at the cell start
+            pc = pos[inside]
+            first = np.ones(len(inside), dtype=bool)
+            np.not_equal(pc[1:], pc[:-1], out=first[1:])
+            inside = inside[first]
+            grid[pc[first]] = (-1 - real[inside]).astype(idx_t)
+        self.grid = grid
+        self.n_keys = n_keys
+
+    def find(self, lo: Int64s, hi: Int64s, t: Int64s) -> Int64s:
+        """Per row, the last segment in ``lo..hi`` starting at or before ``t`` (given
+        ``seg_t[lo] <= t``): a vectorized binary search."""
+        lo, hi = lo.copy(), hi.copy()
+        while True:
+            more = lo < hi
+            if not more.any():
+                return lo
+            mid = (lo + hi + 1) >> 1
+            ok = self.seg_t[np.where(more, mid, lo)] <= t
+            ok &= more
+            lo = np.where(ok, mid, lo)
+            hi = np.where(more & ~ok, mid - 1, hi)
+
+    def lookup(self, key: Int64s, t: Int64s) -> tuple[Int64s, dict[int, tuple[int, ...]]]:
+        """Per (key, t) row (key ``n_keys``: unknown): lease, NONE or AMBIGUOUS."""
+        cell = np.clip(t, self.tmin, self.tmax)
+        cell -= self.tmin
+        cell //= self.width
+        cell += key * self.cells
+        v = self.grid[cell]
+        del cell
+        out = v.astype(np.int64)
+        slow = np.flatnonzero(v <= -2)
+        cands: dict[int, tuple[int, ...]] = {}
+        if not len(slow):
+            return out, cands
+        s = -2 - out[slow]
+        ts = t[slow]
+        active = np.arange(len(slow))
+        for _ in range(4):  # a boundary or two inside the cell: step
+            go = self.seg_next[s[active]] <= ts[active]
+            active = active[go]
+            if not len(active):
+                break
+            s[active] += 1
+        else:  # many boundaries in one cell: binary search up to the key's last segment
+            s[active] = self.find(s[active], self.seg_last[s[active]], ts[active])
+        lab = self.lab[s]
+        amb = lab <= -2
+        out[slow] = np.where(amb, AMBIGUOUS, lab)
+        ptr = self.cand_ptr
+        for r, a in zip(slow[amb].tolist(), (-2 - lab[amb]).tolist(), strict=True):
+            cands[r] = tuple(self.cand[ptr[a]:ptr[a + 1]].tolist())
+        return out, cands
+
+
+def _sort_events(key: Int64s, t: Int64s, eid: Int64s,
+                 n_keys: int) -> tuple[Int64s, Int64s, Int64s]:
+    """The events sorted by key, then time (ties in any order)."""
+    m = len(key)
+    if m == 0:
+        return key, t, eid
+    tmin, tmax = int(t.min()), int(t.max())
+    if tmax - tmin < 2**62:
+        rel = t - tmin
+        unit = 1
+        for u in (10**9, 10**6, 10**3):  # exact only: every time a whole number of units
+            if not np.any(rel % u):
+                unit = u
+                break
+        if unit > 1:
+            rel //= unit
+        tb, kb, ib = _bits((tmax - tmin) // unit), _bits(n_keys), _bits(int(eid.max()))
+        if tb + kb + ib <= 64:  # one packed word: key, time, event; no argsort
+            packed = key.astype(np.uint64) << np.uint64(tb + ib)
+            packed |= rel.astype(np.uint64) << np.uint64(ib)
+            packed |= eid.astype(np.uint64)
+            del rel
+            _sort_u64(packed, np.uint64(min(n_keys, 1 << kb) // 2) << np.uint64(tb + ib))
+            out_e = (packed & np.uint64((1 << ib) - 1)).astype(np.int64)
+            packed >>= np.uint64(ib)
+            out_t = (packed & np.uint64((1 << tb) - 1)).astype(np.int64)
+            if unit > 1:
+                out_t *= unit
+            out_t += tmin
+            packed >>= np.uint64(tb)
+            return packed.astype(np.int64), out_t, out_e
+        if tb + kb <= 62:
+            order = np.argsort((key << tb) | rel, kind="stable")
+            return key[order], t[order], eid[order]
+    order = np.lexsort((t, key))
+    return key[order], t[order], eid[order]
+
+
+def _sort_u64(values: NDArray[np.uint64], middle: np.uint64) -> None:
+    """Sort in place; large arrays as two halves (below and from ``middle``) in two
+    threads (numpy releases the GIL while sorting)."""
+    if len(values) < 1 << 20 or _THREADS < 2:
+        values.sort()
+        return
+    low = values < middle
+    parts = [values[low], values[~low]]
+    del low
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(np.ndarray.sort, parts))
+    values[:len(parts[0])] = parts[0]
+    values[len(parts[0]):] = parts[1]
+
+
+def _unique_u32(values: NDArray[np.uint32]) -> NDArray[np.uint32]:
+    """Sorted distinct values; a bitmap when they are dense enough."""
+    if len(values) == 0:
+        return values[:0].copy()
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 32 * len(values) + (1 << 16):
+        return np.unique(values)
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    seen[values - np.uint32(lo)] = True
+    return (np.flatnonzero(seen) + lo).astype(np.uint32)
 
 
 class LeaseIndex:
@@ -200,6 +503,8 @@ class LeaseIndex:
                lo: NDArray[np.uint64], plen: NDArray[np.int16], start: Int64s, end: Int64s,
                p0: Int64s, p1: Int64s, subscriber: list[str | None] | None) -> None:
         n = len(start)
+        if len(end) != n:
+            raise ValueError("start and end differ in length")
         if np.any(end < start):
             raise ValueError("a lease ends before it starts")
         self.size = n
@@ -209,24 +514,33 @@ class LeaseIndex:
         i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
         self._lens4 = sorted({int(x) for x in np.unique(plen[i4])})
         self._lens6 = sorted({int(x) for x in np.unique(plen[i6])})
-        k4 = np.empty(len(i4), dtype=np.uint64)
-        for length in self._lens4:
-            sel = plen[i4] == length
-            k4[sel] = _v4_keys(ip4[i4][sel], length)
-        k6 = np.empty(len(i6), dtype="S17")
-        for length in self._lens6:
-            sel = plen[i6] == length
-            k6[sel] = _v6_keys(hi[i6][sel], lo[i6][sel], length)
-        self._u4, inv4 = np.unique(k4, return_inverse=True)
-        self._u6, inv6 = np.unique(k6, return_inverse=True)
         aid = np.empty(n, dtype=np.int64)
-        aid[i4] = inv4.ravel()
-        aid[i6] = len(self._u4) + inv6.ravel()
+        if len(i6) == 0 and self._lens4 == [32]:  # IPv4 hosts only: no 64-bit keys
+            hosts = _unique_u32(ip4)
+            self._u4 = (hosts.astype(np.uint64) << np.uint64(8)) | np.uint64(32)
+            self._u6 = np.empty(0, dtype="S17")
+            self._hosts = _HostTable(hosts)
+            aid[:] = self._hosts.lookup(ip4)
+        else:
+            self._hosts = None
+            k4 = np.empty(len(i4), dtype=np.uint64)
+            for length in self._lens4:
+                sel = plen[i4] == length
+                k4[sel] = _v4_keys(ip4[i4][sel], length)
+            k6 = np.empty(len(i6), dtype="S17")
+            for length in self._lens6:
+                sel = plen[i6] == length
+                k6[sel] = _v6_keys(hi[i6][sel], lo[i6][sel], length)
+            self._u4, inv4 = np.unique(k4, return_inverse=True)
+            self._u6, inv6 = np.unique(k6, return_inverse=True)
+            aid[i4] = inv4.ravel()
+            aid[i6] = len(self._u4) + inv6.ravel()
         n_addr = len(self._u4) + len(self._u6)
         # port segments: every address starts one at port 0; CGNAT blocks cut more
         ported = p0 >= 0
         self._segmented = bool(ported.any())
         if self._segmented:
+            self._hosts = None
             if np.any(ported & ((p1 < p0) | (p1 >= _PORTS))):
                 raise ValueError("bad port block")
             p1 = np.where(ported, p1, _PORTS - 1)
@@ -246,71 +560,11 @@ class LeaseIndex:
             offsets = np.cumsum(count) - count
             key = np.repeat(first - offsets, count) + np.arange(len(row_lease))
             n_keys = len(self._seg)
+            self._map = _IntervalMap(key, start[row_lease], end[row_lease], row_lease, n_keys)
         else:
-            row_lease = np.arange(n, dtype=np.int64)
-            key = aid
-            n_keys = n_addr
-        rs, re_ = start[row_lease], end[row_lease]
-        order = np.lexsort((rs, key))
-        self._key = key[order]
-        self._start = rs[order]
-        self._end = re_[order]
-        self._row_lease = row_lease[order]
-        self._key_lo = np.searchsorted(self._key, np.arange(n_keys + 1))
-        # the latest end of the earlier rows of the same key (_MIN for a key's first row)
-        self._pmax = np.full(len(order), _MIN, dtype=np.int64)
-        if len(order) > 1:
-            ends, rank = np.unique(self._end, return_inverse=True)
-            comp = self._key * (len(ends) + 1) + rank.ravel()
-            acc = np.maximum.accumulate(comp)
-            same = self._key[1:] == self._key[:-1]
-            prev = ends[acc[:-1] - self._key[:-1] * (len(ends) + 1)]
-            self._pmax[1:] = np.where(same, prev, _MIN)
-        # one sortable value per row: key * span + start (in the finest unit that fits)
-        self._tmin = int(self._start.min()) if n else 0
-        smax = int(self._start.max()) if n else 0
-        for unit in _UNITS:
-            span = (smax - self._tmin) // unit + 2
-            if (n_keys + 1) * span < 2**62:
-                break
-        else:  # pragma: no cover - more than a day of resolution would be needed
-            raise ValueError("too many keys for the time span")
-        self._unit, self._span = unit, span
-        self._comp = self._key * span + self._tq(self._start)
-
-    def _tq(self, t: Int64s) -> Int64s:
-        q = (np.maximum(t, self._tmin - 1) - self._tmin) // self._unit + 1
-        return _as_i64(np.minimum(q, self._span - 1))
+            self._map = _IntervalMap(aid, start, end, None, n_addr)
 
     # ------------------------------------------------------------------ query
-
-    def _search(self, key: Int64s, t: Int64s) -> tuple[Int64s, dict[int, tuple[int, ...]]]:
-        """Per (key, t) row: the one covering lease, NONE or AMBIGUOUS (with candidates)."""
-        hi = np.searchsorted(self._comp, key * self._span + self._tq(t), side="right")
-        c = hi - 1
-        lo = self._key_lo[key]
-        if self._unit > 1:  # same coarse time, later fine start: step back
-            todo = np.flatnonzero((c >= lo) & (self._start[np.maximum(c, 0)] > t))
-            while len(todo):
-                c[todo] -= 1
-                sub = c[todo]
-                todo = todo[(sub >= lo[todo]) & (self._start[np.maximum(sub, 0)] > t[todo])]
-        valid = c >= lo
-        cc = np.where(valid, c, 0)
-        cover = valid & (self._end[cc] > t)
-        flagged = valid & (self._pmax[cc] > t)
-        out = np.where(cover & ~flagged, self._row_lease[cc], NONE)
-        cands: dict[int, tuple[int, ...]] = {}
-        for r in np.flatnonzero(flagged).tolist():
-            first = int(lo[r])
-            hit = first + np.flatnonzero(self._end[first:int(c[r]) + 1] > t[r])
-            leases = tuple(sorted(int(x) for x in self._row_lease[hit]))
-            if len(leases) == 1:
-                out[r] = leases[0]
-            elif leases:
-                out[r] = AMBIGUOUS
-                cands[r] = leases
-        return out, cands
 
     def _rows(self, n: int, addr: list[tuple[Int64s, Int64s]],
               port: Int64s | None) -> tuple[Int64s, Int64s]:
@@ -338,7 +592,7 @@ class LeaseIndex:
         return obs_r, key_r
 
     def _finish(self, n: int, obs: Int64s, key: Int64s, t: Int64s) -> ArrayMatches:
-        res, cands = self._search(key, t[obs])
+        res, cands = self._map.lookup(key, t[obs])
         out = np.full(n, NONE, dtype=np.int64)
         if len(obs) == 0:
             return ArrayMatches(out)
@@ -368,9 +622,49 @@ class LeaseIndex:
                 answers.candidates[i] = tuple(sorted(got))
         return answers
 
+    def _chunked(self, n: int, part: Callable[[int, int], ArrayMatches]) -> ArrayMatches:
+        """Answers for rows ``0..n`` from `part` over chunks of `_CHUNK` rows (threads)."""
+        if n <= _CHUNK:
+            return part(0, n)
+        out = ArrayMatches(np.empty(n, dtype=np.int64))
+        bounds = list(range(0, n, _CHUNK))
+
+        def run(a: int) -> None:
+            b = min(a + _CHUNK, n)
+            got = part(a, b)
+            out.lease[a:b] = got.lease
+            for r, v in got.candidates.items():
+                out.candidates[a + r] = v
+
+        workers = min(_THREADS, len(bounds))
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(run, bounds))
+        else:
+            for a in bounds:
+                run(a)
+        if len(out.candidates) > 1:
+            out.candidates = dict(sorted(out.candidates.items()))
+        return out
+
     def match4(self, ip: Any, t: Any, port: Any = None) -> ArrayMatches:
         """IPv4 observations: ``ip`` uint32, ``t`` int64 ns, ``port`` int (-1 = unknown)."""
         ipa = np.asarray(ip, dtype=np.uint32)
+        ta = _as_i64(t)
+        n = len(ipa)
+        if len(ta) != n:
+            raise ValueError("ip and t differ in length")
+        hosts = self._hosts
+        if hosts is not None:  # IPv4 hosts, no port blocks: the fast path
+            def fast(a: int, b: int) -> ArrayMatches:
+                return ArrayMatches(*self._map.lookup(hosts.lookup(ipa[a:b]), ta[a:b]))
+
+            return self._chunked(n, fast)
+        pa = None if port is None else _as_i64(port)
+        return self._chunked(n, lambda a, b: self._match4(
+            ipa[a:b], ta[a:b], None if pa is None else pa[a:b]))
+
+    def _match4(self, ipa: NDArray[np.uint32], t: Int64s, port: Int64s | None) -> ArrayMatches:
         n = len(ipa)
         addr: list[tuple[Int64s, Int64s]] = []
         for length in self._lens4:
@@ -379,12 +673,21 @@ class LeaseIndex:
             np.minimum(pos, len(self._u4) - 1, out=pos)
             hit = np.flatnonzero(self._u4[pos] == k)
             addr.append((hit, pos[hit].astype(np.int64)))
-        obs, key = self._rows(n, addr, None if port is None else _as_i64(port))
-        return self._finish(n, obs, key, _as_i64(t))
+        obs, key = self._rows(n, addr, port)
+        return self._finish(n, obs, key, t)
 
     def match6(self, ip: Any, t: Any, port: Any = None) -> ArrayMatches:
         """IPv6 observations: ``ip`` (n, 2) uint64 high/low halves, else like `match4`."""
         six = np.asarray(ip, dtype=np.uint64).reshape(-1, 2)
+        ta = _as_i64(t)
+        n = len(six)
+        if len(ta) != n:
+            raise ValueError("ip and t differ in length")
+        pa = None if port is None else _as_i64(port)
+        return self._chunked(n, lambda a, b: self._match6(
+            six[a:b], ta[a:b], None if pa is None else pa[a:b]))
+
+    def _match6(self, six: NDArray[np.uint64], t: Int64s, port: Int64s | None) -> ArrayMatches:
         n = len(six)
         hi, lo = six[:, 0].copy(), six[:, 1].copy()
         addr: list[tuple[Int64s, Int64s]] = []
@@ -394,8 +697,8 @@ class LeaseIndex:
             np.minimum(pos, len(self._u6) - 1, out=pos)
             hit = np.flatnonzero(self._u6[pos] == k)
             addr.append((hit, pos[hit].astype(np.int64) + len(self._u4)))
-        obs, key = self._rows(n, addr, None if port is None else _as_i64(port))
-        return self._finish(n, obs, key, _as_i64(t))
+        obs, key = self._rows(n, addr, port)
+        return self._finish(n, obs, key, t)
 
     def combine_windows(self, first: ArrayMatches, last: ArrayMatches) -> ArrayMatches:
         """Windows from their two ends: one subscriber (or one end without a lease):

@@ -180,6 +180,87 @@ def _bad_utf8(path: str, no: int, raw: bytes) -> LeaseError:
     return LeaseError(path, no, "invalid UTF-8")  # pragma: no cover
 
 
+_BLOCK = 1 << 20  # bytes read at a time by the one-record-per-line readers
+
+
+def _blocks(fh: BinaryIO, name: str, no: int, bad: dict[int, LeaseError],
+            strip_cr: bool = False, tail: list[int] | None = None) -> Iterator[list[str]]:
+    """The rest of ``fh`` as lists of lines (``no``: the number of the first), read and
+    decoded a block at a time: the lines ``for raw in fh`` gives (split at ``\\n`` only,
+    a last line without one too), without the ``\\n``; with ``strip_cr`` also without
+    trailing ``\\r``. A line that is not UTF-8 is ``""`` and its error is ``bad[its
+    number]``: the readers look there when a line is empty. When the last line has no
+    ``\\n``, its number is appended to ``tail`` before it is yielded.
+    """
+    rest = b""
+    while True:
+        data = fh.read(_BLOCK)
+        if not data:
+            break
+        if rest:
+            data = rest + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
+            continue
+        rest = data[cut + 1:]
+        lines = _decode_block(data[:cut], name, no, bad, strip_cr)
+        no += len(lines)
+        yield lines
+    if rest:
+        if tail is not None:
+            tail.append(no)
+        yield _decode_block(rest, name, no, bad, strip_cr)
+
+
+def _decode_block(data: bytes, name: str, no: int, bad: dict[int, LeaseError],
+                  strip_cr: bool) -> list[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out = []
+        for i, raw in enumerate(data.split(b"\n"), no):
+            try:
+                out.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad[i] = _bad_utf8(name, i, raw)
+                out.append("")
+    else:
+        if not (strip_cr and "\r" in text):
+            return text.split("\n")
+        out = text.split("\n")
+    return [line.rstrip("\r") for line in out] if strip_cr else out
+
+
+_DAY_SECONDS: list[timedelta] = []  # timedelta(seconds=i) for i in range(86400), on first use
+
+
+def _epoch_days() -> tuple[dict[int, datetime], list[timedelta]]:
+    """A day cache (day number -> its midnight, UTC) and the 86,400 seconds of a day:
+    ``days[s // 86400] + seconds[s % 86400]`` is ``datetime.fromtimestamp(s, UTC)`` at
+    about a third of its cost; a day not in the cache comes from `_epoch_day`."""
+    if not _DAY_SECONDS:
+        _DAY_SECONDS.extend(timedelta(seconds=i) for i in range(86400))
+    return {}, _DAY_SECONDS
+
+
+def _epoch_time(days: dict[int, datetime], seconds: int) -> datetime:
+    """``datetime.fromtimestamp(seconds, UTC)`` through the day cache ``days``."""
+    return (days.get(seconds // 86400) or _epoch_day(days, seconds)) + _DAY_SECONDS[seconds % 86400]
+
+
+def _epoch_day(days: dict[int, datetime], seconds: int) -> datetime:
+    """The midnight (UTC) of the day of ``seconds``, put in ``days``; `_from_epoch` checks
+    the range (`BadValue` with the same reason as before)."""
+    when = _from_epoch(seconds)
+    day, rest = divmod(seconds, 86400)
+    base = when - _DAY_SECONDS[rest]
+    if len(days) >= 4096:
+        days.clear()
+    days[day] = base
+    return base
+
+
 class _History:
     """One binding per address (DHCP): later records continue or supersede earlier ones."""
 
@@ -365,13 +446,29 @@ def kea_unescape(text: str) -> str:
     text = text.replace("&#x2c", ",")  # the one escape Kea writes in practice
     if "&#x" not in text:
         return text
-    return _KEA_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    return _KEA_ESCAPE.sub(_kea_char, text)
+
+
+def _kea_char(m: re.Match[str]) -> str:
+    return chr(int(m.group(1), 16))
+
+
+_Binding = tuple[int, int | None, str | None, str | None, int]
+# the open binding of an address in `read_kea`: start, end (None: open), subscriber,
+# hostname (epoch seconds), line
 
 
 def read_kea(path: Path) -> Iterator[LeaseItem]:
-    """Kea memfile lease CSV, v4 or v6 by its header line."""
+    """Kea memfile lease CSV, v4 or v6 by its header line.
+
+    Kea writes no quotes (commas in values are ``&#x2c``), so a row is a plain split at
+    ``,``. The per-address history is `_History.add` inlined, with each address's open
+    binding kept as a small tuple of epoch seconds: the `Lease` (and its datetimes and
+    ``source``) is made only when it comes out. With tens of thousands of addresses
+    changing hands the reader is bound by memory, not by work: fewer objects per
+    pending lease is what makes it faster.
+    """
     name = str(path)
-    history = _History()
     with _open(path) as fh:
         head = fh.readline()
         try:
@@ -393,28 +490,50 @@ def read_kea(path: Path) -> Iterator[LeaseItem]:
         i_host = col.get("hostname", -1)
         i_type = col.get("lease_type", -1)
         i_plen = col.get("prefix_len", -1)
-        for no, raw in enumerate(fh, 2):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                yield _bad_utf8(name, no, raw)
-                continue
-            if not line:
-                continue
-            f = line.split(",")
+        pd = v6 and i_type >= 0  # v6 with a lease_type column: prefixes possible
+        bad: dict[int, LeaseError] = {}
+        days, secs = _epoch_days()
+        day_of = days.get
+        ip_of = _ip_cache.get
+        opened: dict[str, _Binding] = {}  # normalized address -> its open binding
+        get = opened.get
+        old: _Binding | None
+        no = 1
+        lines = itertools.chain.from_iterable(_blocks(fh, name, 2, bad, strip_cr=True))
+        for f in map(str.split, lines, itertools.repeat(",")):
+            no += 1
             if len(f) != n:
+                if f == [""]:  # an empty line (or one that was not UTF-8)
+                    if bad:
+                        err = bad.pop(no, None)
+                        if err is not None:
+                            yield err
+                    continue
                 yield LeaseError(name, no, f"{len(f)} fields, the header has {n}")
                 continue
             try:
-                ip = _ip_cache.get(f[i_addr]) or norm_ip(f[i_addr])
-                if v6 and i_type >= 0 and f[i_type] == "2" and f[i_plen] != "128":
-                    ip = _norm_prefix(f"{ip}/{f[i_plen]}")
+                ip = f[i_addr]
+                # a known address in normal form is its own key (no prefixes: those keys
+                # are not address texts)
+                old = None if pd else get(ip)
+                if old is None:
+                    ip = ip_of(ip) or norm_ip(ip)
+                    if pd and f[i_type] == "2" and f[i_plen] != "128":
+                        ip = _norm_prefix(f"{ip}/{f[i_plen]}")
+                    old = get(ip)
                 valid = int(f[i_valid])
                 expire = int(f[i_exp])
                 if valid < 0 or expire < 0:
                     raise BadValue(f"negative time: {valid}, {expire}")
-                start = _from_epoch(expire - valid)
-                end = None if valid == _INFINITE else _from_epoch(expire)
+                start = expire - valid
+                if day_of(start // 86400) is None:
+                    _epoch_day(days, start)  # the range check of `_from_epoch`
+                if valid == _INFINITE:
+                    end = None
+                else:
+                    end = expire
+                    if day_of(expire // 86400) is None:
+                        _epoch_day(days, expire)
             except BadValue as exc:
                 yield LeaseError(name, no, str(exc))
                 continue
@@ -423,11 +542,37 @@ def read_kea(path: Path) -> Iterator[LeaseItem]:
                                            f"{f[i_exp]!r}")
                 continue
             key = f[i_key] or (f[i_key2] if i_key2 >= 0 else "") or None
-            host = kea_unescape(f[i_host]) if i_host >= 0 and f[i_host] else None
-            done = history.add(Lease(ip, start, end, key, f"{name}:{no}", hostname=host))
-            if done is not None:
-                yield done
-    yield from history.drain()
+            host = f[i_host] if i_host >= 0 else None
+            if not host:
+                host = None
+            elif "&#x" in host:  # `kea_unescape`, inlined
+                host = host.replace("&#x2c", ",")
+                if "&#x" in host:
+                    host = _KEA_ESCAPE.sub(_kea_char, host)
+            if old is None:
+                opened[ip] = (start, end, key, host, no)
+                continue
+            o_start, o_end, o_key, o_host, o_no = old
+            if (
+                key is not None
+                and key == o_key
+                and (o_end is None or start <= o_end)
+                and start >= o_start
+            ):  # the same client renews, releases or lets the lease expire: one lease
+                opened[ip] = (o_start, end, o_key, host or o_host, o_no)
+                continue
+            if o_start <= start and (o_end is None or start < o_end):
+                o_end = start  # superseded by the address's next binding
+            opened[ip] = (start, end, key, host, no)
+            yield Lease(ip, (day_of(o_start // 86400) or _epoch_day(days, o_start))
+                        + secs[o_start % 86400],
+                        None if o_end is None else
+                        (day_of(o_end // 86400) or _epoch_day(days, o_end)) + secs[o_end % 86400],
+                        o_key, f"{name}:{o_no}", None, None, o_host)
+    for ip, (o_start, o_end, o_key, o_host, o_no) in opened.items():
+        yield Lease(ip, _epoch_time(days, o_start),
+                    None if o_end is None else _epoch_time(days, o_end),
+                    o_key, f"{name}:{o_no}", None, None, o_host)
 
 
 # ---------------------------------------------------------------- FreeRADIUS radacct CSV
@@ -436,31 +581,48 @@ _NULLS = frozenset(("", "NULL", "null", "\\N", "0000-00-00 00:00:00"))
 RADACCT_ADDRESS_COLUMNS = ("framedipaddress", "framedipv6address", "delegatedipv6prefix")
 
 
-def _decoded_lines(fh: Iterable[bytes], name: str, errors: list[LeaseError]) -> Iterator[str]:
-    """Lines as text for `csv`; an undecodable line becomes empty and an error."""
-    for no, raw in enumerate(fh, 1):
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            errors.append(_bad_utf8(name, no, raw))
-            yield "\n"
+def _csv_row(first: str, no: int, lines: Iterator[str], delimiter: str,
+             tail: list[int]) -> tuple[list[str] | str, int]:
+    """One CSV row by the `csv` module, from line ``first`` (number ``no``) and as many
+    of ``lines`` as a quoted field spans: (the row or, when `csv` rejects it, the
+    reason; the number of the row's last line). Each line goes to `csv` with the ``\\n``
+    it had in the file (``tail``: see `_blocks`).
+    """
+    end = no
+
+    def feed() -> Iterator[str]:
+        nonlocal end
+        yield first if tail and tail[0] == no else first + "\n"
+        for line in lines:
+            end += 1
+            yield line if tail and tail[0] == end else line + "\n"
+
+    try:
+        row = next(csv.reader(feed(), delimiter=delimiter), [])
+    except csv.Error as exc:
+        return f"bad CSV: {exc}", end
+    return row, end
 
 
 def read_radacct(path: Path) -> Iterator[LeaseItem]:
-    """FreeRADIUS ``radacct`` rows exported as CSV with a header: one lease per address."""
+    """FreeRADIUS ``radacct`` rows exported as CSV with a header: one lease per address.
+
+    A line without ``"`` (or a stray ``\\r``) is split at the delimiter, which is what
+    `csv` makes of it; any other line (and the header) goes through `csv`.
+    """
     name = str(path)
-    errors: list[LeaseError] = []
+    bad: dict[int, LeaseError] = {}
     with _open(path) as fh:
-        first = fh.readline()
-        delimiter = "\t" if b"\t" in first else ","
-        lines = _decoded_lines(itertools.chain((first,), fh), name, errors)
-        rows = csv.reader(lines, delimiter=delimiter)
-        header = next(rows, None)
-        yield from errors
-        errors.clear()
-        if header is None:
-            yield LeaseError(name, 1, "empty file")
-            return
+        tail: list[int] = []
+        lines = itertools.chain.from_iterable(_blocks(fh, name, 1, bad, tail=tail))
+        first = next(lines, "")
+        delimiter = "\t" if "\t" in first else ","
+        header, no = _csv_row(first, 1, lines, delimiter, tail)
+        if bad:
+            for i in sorted(k for k in bad if k <= no):
+                yield bad.pop(i)
+        if isinstance(header, str):
+            header = []
         col = {c.strip().lower(): i for i, c in enumerate(header)}
         addr_cols = [col[c] for c in RADACCT_ADDRESS_COLUMNS if c in col]
         if "acctstarttime" not in col or not addr_cols:
@@ -472,27 +634,67 @@ def read_radacct(path: Path) -> Iterator[LeaseItem]:
         i_user = col.get("username", -1)
         i_calling = col.get("callingstationid", -1)
         n = len(header)
-        for row in rows:
-            no = rows.line_num
-            if errors:
-                yield from errors
-                errors.clear()
-            if not row:
+        nulls = _NULLS
+        ip_of = _ip_cache.get
+        iso = datetime.fromisoformat
+        utc = UTC
+        for line in lines:
+            no += 1
+            if not line:
+                if bad:
+                    err = bad.pop(no, None)
+                    if err is not None:
+                        yield err
                 continue
+            if '"' in line or "\r" in line:
+                if '"' not in line and "\r" not in line.rstrip("\r"):
+                    line = line.rstrip("\r")  # a CRLF line end
+                    if not line:
+                        continue
+                    row = line.split(delimiter)
+                else:
+                    first_no = no
+                    got, no = _csv_row(line, no, lines, delimiter, tail)
+                    if bad:
+                        for i in sorted(k for k in bad if first_no <= k <= no):
+                            yield bad.pop(i)
+                    if isinstance(got, str):
+                        yield LeaseError(name, no, got)
+                        continue
+                    if not got:
+                        continue
+                    row = got
+            else:
+                row = line.split(delimiter)
             if len(row) != n:
                 yield LeaseError(name, no, f"{len(row)} fields, the header has {n}")
                 continue
             try:
-                start = parse_iso(row[i_start])
-                stop_text = row[i_stop] if i_stop >= 0 else ""
-                end = None if stop_text in _NULLS else parse_iso(stop_text)
-                if end is not None and end < start:
-                    raise BadValue("acctstoptime before acctstarttime")
+                text = row[i_start]
+                try:
+                    start = iso(text)
+                except ValueError:
+                    raise BadValue(f"bad timestamp {text[:64]!r}") from None
+                if start.tzinfo is not utc:
+                    start = parse_iso(text)
+                text = row[i_stop] if i_stop >= 0 else ""
+                if text in nulls:
+                    end = None
+                else:
+                    try:
+                        end = iso(text)
+                    except ValueError:
+                        raise BadValue(f"bad timestamp {text[:64]!r}") from None
+                    if end.tzinfo is not utc:
+                        end = parse_iso(text)
+                    if end < start:
+                        raise BadValue("acctstoptime before acctstarttime")
                 ips = []
                 for i in addr_cols:
                     value = row[i]
-                    if value not in _NULLS:
-                        ips.append(norm_ip(value) if "/" not in value else _norm_prefix(value))
+                    if value not in nulls:
+                        ips.append(ip_of(value) or (norm_ip(value) if "/" not in value
+                                                    else _norm_prefix(value)))
             except BadValue as exc:
                 yield LeaseError(name, no, str(exc))
                 continue
@@ -500,12 +702,12 @@ def read_radacct(path: Path) -> Iterator[LeaseItem]:
                 yield LeaseError(name, no, "session without a framed address")
                 continue
             user = row[i_user] if i_user >= 0 else ""
-            if user in _NULLS:
+            if user in nulls:
                 user = row[i_calling] if i_calling >= 0 else ""
-            key = None if user in _NULLS else user
+            key = None if user in nulls else user
+            source = f"{name}:{no}"
             for ip in ips:
-                yield Lease(ip, start, end, key, f"{name}:{no}")
-        yield from errors
+                yield Lease(ip, start, end, key, source)
 
 
 # ---------------------------------------------------------------- FreeRADIUS detail
@@ -521,7 +723,7 @@ _STATUS = {"1": "Start", "2": "Stop", "3": "Interim-Update", "7": "Accounting-On
 def _radius_time(value: str) -> datetime | None:
     """Event-Timestamp: epoch seconds, ISO 8601, or ``Nov 26 2026 01:00:00 UTC``; None
     when it is in a zone this reader cannot convert."""
-    if value.isdigit():
+    if value.isdecimal():
         return _from_epoch(int(value))
     parts = value.split()
     if len(parts) == 5 and parts[0] in _MONTHS:
@@ -608,7 +810,7 @@ def _detail_record(name: str, line: int, attrs: dict[str, str],
     when: datetime | None = None
     if "Event-Timestamp" in attrs:
         when = _radius_time(attrs["Event-Timestamp"])
-    if when is None and attrs.get("Timestamp", "").isdigit():
+    if when is None and attrs.get("Timestamp", "").isdecimal():
         when = _from_epoch(int(attrs["Timestamp"]))
     if when is None:
         raise BadValue("no usable time (Event-Timestamp not in UTC and no Timestamp)")
@@ -641,7 +843,7 @@ def _detail_record(name: str, line: int, attrs: dict[str, str],
         return
     if known is None:  # a Stop or Interim-Update of a session whose Start we did not see
         since = attrs.get("Acct-Session-Time", "")
-        start = when - timedelta(seconds=int(since)) if since.isdigit() else None
+        start = when - timedelta(seconds=int(since)) if since.isdecimal() else None
         if status == "Interim-Update":
             sessions[key] = _Session(start or when, ip, user, nas, line)
             return
@@ -674,37 +876,60 @@ def read_cgnat(path: Path) -> Iterator[LeaseItem]:
     """CGNAT port-block log: ALLOC/RELEASE pairs -> leases of (public ip, port range)."""
     name = str(path)
     blocks: dict[tuple[str, int, int], tuple[Lease, str]] = {}
+    ranges: dict[str, tuple[int, int]] = {}  # port range text -> (first, last), when good
     last_text, last_time = "", datetime(1970, 1, 1, tzinfo=UTC)
+    bad: dict[int, LeaseError] = {}
+    ip_of = _ip_cache.get
+    iso = datetime.fromisoformat
+    utc = UTC
+    tail: list[int] = []
+    no = 0
     with _open(path) as fh:
-        for no, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                yield _bad_utf8(name, no, raw)
-                continue
+        for line in itertools.chain.from_iterable(_blocks(fh, name, 1, bad, tail=tail)):
+            no += 1
             f = line.split()
-            if not f or f[0][0] == "#":
+            if not f:
+                if bad and not line:
+                    err = bad.pop(no, None)
+                    if err is not None:
+                        yield err
+                continue
+            if f[0][0] == "#":
                 continue
             if len(f) not in (5, 6):
+                if not (tail and tail[0] == no):
+                    line += "\n"  # as it was in the file
                 yield LeaseError(name, no, f"{len(f)} fields, expected 5 or 6: {line[:64]!r}")
                 continue
             try:
-                if f[0] == last_text:
+                text = f[0]
+                if text == last_text:
                     when = last_time
                 else:
-                    when = parse_iso(f[0])
-                    last_text, last_time = f[0], when
-                inside = _ip_cache.get(f[2]) or norm_ip(f[2])
-                public = _ip_cache.get(f[3]) or norm_ip(f[3])
-                first, dash, last = f[4].partition("-")
-                if not (dash and first.isdigit() and last.isdigit()):
-                    raise BadValue(f"bad port range {f[4][:32]!r}")
-                p0, p1 = int(first), int(last)
-                if not 0 <= p0 <= p1 <= 65535:
-                    raise BadValue(f"bad port range {f[4][:32]!r}")
+                    try:
+                        when = iso(text)
+                    except ValueError:
+                        raise BadValue(f"bad timestamp {text[:64]!r}") from None
+                    if when.tzinfo is not utc:
+                        when = parse_iso(text)
+                    last_text, last_time = text, when
+                inside = ip_of(f[2]) or norm_ip(f[2])
+                public = ip_of(f[3]) or norm_ip(f[3])
+                ports = ranges.get(f[4])
+                if ports is None:
+                    first, dash, last = f[4].partition("-")
+                    if not (dash and first.isdecimal() and last.isdecimal()):
+                        raise BadValue(f"bad port range {f[4][:32]!r}")
+                    ports = (int(first), int(last))
+                    if not 0 <= ports[0] <= ports[1] <= 65535:
+                        raise BadValue(f"bad port range {f[4][:32]!r}")
+                    if len(ranges) >= 65536:
+                        ranges.clear()
+                    ranges[f[4]] = ports
             except BadValue as exc:
                 yield LeaseError(name, no, str(exc))
                 continue
+            p0, p1 = ports
             key = (public, p0, p1)
             action = f[1]
             if action == "ALLOC":
