@@ -16,7 +16,9 @@ from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
 from cleancenter.notify.cli import isp_app, notify_app
 from cleancenter.notify.isp.cli import isp_side_app
+from cleancenter.portal.auth.cli import tokens_app, users_app
 from cleancenter.portal.serve import serve_command
+from cleancenter.publish.cli import publish_app
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -87,10 +89,13 @@ app.add_typer(definitions_app, name="definitions")
 app.add_typer(notify_app, name="notify")
 app.add_typer(isp_app, name="isp")
 app.add_typer(isp_side_app, name="isp-side")
+app.add_typer(publish_app, name="publish")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)
 app.command("serve")(serve_command)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

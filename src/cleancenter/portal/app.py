@@ -21,6 +21,8 @@ from cleancenter import __version__
 from cleancenter.center import Center
 from cleancenter.config import Settings
 from cleancenter.portal import api, pages
+from cleancenter.portal.access import install_access
+from cleancenter.portal.auth.settings import AccessSettings
 from cleancenter.portal.downloads import Downloads
 from cleancenter.portal.render import make_templates, render
 from cleancenter.portal.security import SecurityHeadersMiddleware
@@ -36,9 +38,11 @@ def downloads_dir(settings: Settings) -> Path:
     return settings.data_dir / "downloads"
 
 
-def create_app(center_or_settings: Center | Settings, *, funnel_ttl: float = 30.0) -> FastAPI:
+def create_app(center_or_settings: Center | Settings, *, funnel_ttl: float = 30.0,
+               access: AccessSettings | None = None) -> FastAPI:
     """The portal for a center. Given `Settings`, the app opens the center itself and
-    closes it at shutdown; a given `Center` stays the caller's to close."""
+    closes it at shutdown; a given `Center` stays the caller's to close. ``access``:
+    sessions, body and rate limits (default: `AccessSettings.from_env`)."""
     owned = isinstance(center_or_settings, Settings)
     center = Center(center_or_settings) if isinstance(center_or_settings, Settings) \
         else center_or_settings
@@ -66,6 +70,7 @@ def create_app(center_or_settings: Center | Settings, *, funnel_ttl: float = 30.
                                    downloads=Downloads(downloads_dir(center.settings)),
                                    funnel=FunnelCache(funnel_ttl))
     app.state.templates = make_templates()
+    install_access(app, center, access or AccessSettings.from_env())  # logins, v1 APIs
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.include_router(pages.router)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -317,3 +318,43 @@ class FunnelEvent(Base):
     token: Mapped[str] = mapped_column(ForeignKey("notice.token", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PortalUser(Base):
+    """A person who signs in to the portal: scrypt password hash (per-user salt), roles."""
+
+    __tablename__ = "portal_user"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[str] = mapped_column(Text)  # comma-separated: admin, analyst, isp:NAME
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is kept, and a short public id to find it by."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(128))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PortalSession(Base):
+    """A signed-in browser: only the sha256 of the cookie's id is kept."""
+
+    __tablename__ = "portal_session"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("portal_user.name", ondelete="CASCADE"),
+                                      index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
