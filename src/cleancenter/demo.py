@@ -27,7 +27,7 @@ from rich.table import Table
 
 from cleancenter.center import Center
 from cleancenter.collect.ingest import Ingestor, IngestReport
-from cleancenter.config import load_settings
+from cleancenter.config import Settings, load_settings
 from cleancenter.console import EXIT_ERROR, EXIT_OK, RichProgress, err, out, print_json
 from cleancenter.notify.demo import notify_demo
 from cleancenter.store.queries import event_kind_counts, store_counts
@@ -152,6 +152,10 @@ def prepare_data_dir(path: Path) -> None:
 def demo_command(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="JSON summary on stdout."),
+    serve: bool | None = typer.Option(None, "--serve/--no-serve",
+                                      help="end with the portal running (default: on a "
+                                           "terminal, without --json)"),
+    port: int = typer.Option(8080, min=1, max=65535, help="the portal's port"),
 ) -> None:
     """Build a fresh demo center from real, harmless material and show what it holds."""
     center: Center = ctx.obj
@@ -177,7 +181,9 @@ def demo_command(
                                               ).ingest_dionaea(inputs.dionaea)
         analysis = analyze_demo(demo, inputs, as_json)
         cleaner, show_cleaner = clean_demo(demo, settings.data_dir / "demo-input")
-        notification, show_notification = notify_demo(demo, settings.data_dir / "demo-input")
+        notification, show_notification = notify_demo(demo, settings.data_dir / "demo-input",
+                                                      landing_url=f"http://127.0.0.1:{port}/n/")
+        portal = portal_demo(demo)
         with demo.catalog.engine.connect() as conn:
             counts = store_counts(conn)
             kinds = event_kind_counts(conn)
@@ -197,6 +203,7 @@ def demo_command(
         "analysis": analysis,
         "cleaner": cleaner,
         "notification": notification,
+        "portal": portal,
     }
     if as_json:
         print_json(summary)
@@ -204,10 +211,61 @@ def demo_command(
         _print_summary(summary)
         show_cleaner()
         show_notification()
+        out.rule("The portal")
+        out.print(f"published: {', '.join(portal['published'])}")
+        out.print(f"analyst login: [bold]{portal['user']}[/] / password "
+                  f"[bold]{portal['password']}[/] (made for this demo)")
     if counts["samples"] == 0:
         err.print("[red]the demo collected no samples[/]")
         raise typer.Exit(EXIT_ERROR)
+    if serve if serve is not None else (sys.stdout.isatty() and not as_json):
+        serve_demo(settings, port)
+    elif not as_json:
+        out.print(f"the portal: cleancenter --data-dir {settings.data_dir} serve --port {port}",
+                  highlight=False)
     raise typer.Exit(EXIT_OK)
+
+
+def portal_demo(demo: Center) -> dict[str, Any]:
+    """Put the signed definitions and the cleaner's wheel on the download page, and make
+    an analyst account to sign in with."""
+    import secrets
+
+    from cleancenter.definitions.cli import keys_dir
+    from cleancenter.definitions.keys import load_public
+    from cleancenter.portal.auth.store import add_user
+    from cleancenter.publish.definitions import publish_definitions
+    from cleancenter.publish.sums import update_sums
+    from cleancenter.publish.wheel import build_wheel
+
+    data_dir = demo.settings.data_dir
+    downloads = data_dir / "downloads"
+    key = load_public(keys_dir(demo) / "definitions.pub")
+    definitions = publish_definitions(key, downloads, releases_dir=data_dir / "releases")
+    wheel = build_wheel(downloads, key)
+    update_sums(downloads, {wheel.name: wheel.sha256})
+    password = secrets.token_urlsafe(12)
+    with demo.catalog.transaction() as conn:
+        add_user(conn, "analyst", password, ["analyst"])
+    return {"published": [definitions.path.name, definitions.key_path.name, wheel.name],
+            "user": "analyst", "password": password, "downloads": str(downloads)}
+
+
+def serve_demo(settings: Settings, port: int) -> None:
+    """The portal on the demo's data, in the foreground, until Ctrl-C."""
+    import logging
+
+    import uvicorn
+
+    from cleancenter.portal.app import create_app
+    from cleancenter.portal.serve import RedactTokens
+
+    out.rule(f"the portal is running: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    out.print(f"  a mail's link: http://127.0.0.1:{port}/n/<token> (the tokens are in the "
+              f"sink's mails under {settings.data_dir / 'demo-input' / 'notify' / 'sink'})")
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    app = create_app(settings, funnel_ttl=5)
+    uvicorn.run(app, host="127.0.0.1", port=port, server_header=False, log_level="warning")
 
 
 def analyze_demo(demo: Center, inputs: DemoInputs, quiet: bool) -> dict[str, Any]:

@@ -59,3 +59,27 @@ def test_typing_the_code_from_the_mail(page: object, site: Site) -> None:
     page.get_by_label("Code").evaluate("e => e.removeAttribute('pattern')")
     page.get_by_role("button", name="Check").click()
     expect(page.get_by_role("alert")).to_contain_text("not a code of ours")
+
+
+def test_the_home_page_charts_are_drawn(page: object, site: Site) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto(site.base + "/?lang=en")
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(4)
+    drawn = 0
+    for index in range(4):
+        chart = charts.nth(index)
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 200 and box["height"] > 100
+        bars = chart.locator("rect.bar")
+        for bar in range(bars.count()):
+            bar_box = bars.nth(bar).bounding_box()
+            assert bar_box is not None
+            drawn += bar_box["width"] > 0 and bar_box["height"] > 0
+        # the bars carry their colour from the local style sheet, not inline styles
+        if bars.count():
+            fill = bars.first.evaluate("e => getComputedStyle(e).fill")
+            assert fill not in ("", "none", "rgb(0, 0, 0)")
+    assert drawn >= 2  # infections per day and the funnel have data in this center

@@ -72,7 +72,8 @@ class _MaildirSink:
         return "250 OK stored"
 
 
-def notify_demo(center: Center, stage: Path) -> tuple[dict[str, Any], Callable[[], None]]:
+def notify_demo(center: Center, stage: Path, landing_url: str = LANDING_URL
+                ) -> tuple[dict[str, Any], Callable[[], None]]:
     """Run the loop; the summary for ``--json`` and a function that prints it."""
     folder = stage / "notify"
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def notify_demo(center: Center, stage: Path) -> tuple[dict[str, Any], Callable[[
     controller = Controller(_MaildirSink(maildir), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        sides = [_isp_side(center, isp, folder, port) for isp in ISPS]
+        sides = [_isp_side(center, isp, folder, port, landing_url) for isp in ISPS]
     finally:
         controller.stop()
     with center.catalog.engine.connect() as conn:
@@ -120,11 +121,12 @@ def notify_demo(center: Center, stage: Path) -> tuple[dict[str, Any], Callable[[
                              f"< {CCC_FY2006['seen_again']:.0%}")
         out.print(funnel_table)
         out.print("visits, downloads and cleaner reports arrive through the portal "
-                  f"(`cleancenter serve`, landing pages under {LANDING_URL})")
+                  f"(`cleancenter serve`, landing pages under {landing_url})")
     return summary, show
 
 
-def _isp_side(center: Center, isp: DemoIsp, folder: Path, port: int) -> dict[str, Any]:
+def _isp_side(center: Center, isp: DemoIsp, folder: Path, port: int,
+              landing_url: str) -> dict[str, Any]:
     """One ISP: its list from the center, then everything on the ISP's own machine."""
     own = folder / isp.name
     own.mkdir(exist_ok=True)
@@ -147,7 +149,7 @@ def _isp_side(center: Center, isp: DemoIsp, folder: Path, port: int) -> dict[str
     try:
         subscribers, bad_rows = read_subscriber_csv(subscribers_path)
         import_subscribers(isp_db, subscribers, datetime.now(UTC))
-        queued = enqueue(isp_db, matches, landing_url=LANDING_URL, now=datetime.now(UTC))
+        queued = enqueue(isp_db, matches, landing_url=landing_url, now=datetime.now(UTC))
         sender = parse_sender(f"{isp.name} abuse desk <abuse@{isp.name}.example>")
         renderer = Renderer(isp_name=isp.name, support=f"https://{isp.name}.example/support")
         sent = send_due(isp_db, SmtpSettings(host="127.0.0.1", port=port, timeout=10), sender,
