@@ -19,6 +19,7 @@ from cleancenter.notify.isp.cli import isp_side_app
 from cleancenter.portal.auth.cli import tokens_app, users_app
 from cleancenter.portal.serve import serve_command
 from cleancenter.publish.cli import publish_app
+from cleancenter.share.cli import share_app
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -90,6 +91,7 @@ app.add_typer(notify_app, name="notify")
 app.add_typer(isp_app, name="isp")
 app.add_typer(isp_side_app, name="isp-side")
 app.add_typer(publish_app, name="publish")
+app.add_typer(share_app, name="share")
 samples_app.command("mark")(mark_command)
 samples_app.command("similar")(similar_command)
 app.command("demo")(demo_command)

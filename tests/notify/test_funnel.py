@@ -17,6 +17,7 @@ from cleancenter.notify.funnel import (
     FUNNEL_EVENT,
     SENT_REPORT_FORMAT,
     SentReportError,
+    Step,
     funnel,
     import_sent_report,
     read_sent_report,
@@ -71,15 +72,19 @@ def test_import_keeps_good_rows_refuses_bad_ones_and_is_idempotent(
         _row("E" * 22, NOW + timedelta(days=1), alpha[0].id),  # in the future
         _row("F" * 22, sent),                                   # about nothing
         _row("G" * 22, sent, "cc-not-an-id"),
+        {"token": "H" * 22, "incidents": [alpha[0].id],
+         "sent_at": "0001-01-01T00:00:00+01:00"},                # overflows into UTC
+        {"token": "I" * 22, "incidents": [alpha[0].id], "sent_at": "1999-12-31T00:00:00Z"},
     ]
     with center.catalog.transaction() as conn:
         summary = import_sent_report(conn, "alpha-net", rows, now=NOW)
     assert (summary.new, summary.known, summary.incidents) == (2, 0, 2)
     reasons = "\n".join(summary.errors)
-    assert len(summary.errors) == 8, reasons
+    assert len(summary.errors) == 10, reasons
     assert f"notification 2: {beta[0].id} is not one of alpha-net's incidents" in reasons
     for number, words in [(4, "not an object"), (5, "token"), (6, "no time zone"),
-                          (7, "in the future"), (8, "incidents"), (9, "incidents")]:
+                          (7, "in the future"), (8, "incidents"), (9, "incidents"),
+                          (10, "out of range"), (11, "before any notice")]:
         assert f"notification {number}: " in reasons and words in reasons
     with center.catalog.transaction() as conn:
         again = import_sent_report(conn, "alpha-net", rows[:2], now=NOW)
@@ -96,14 +101,14 @@ def test_steps_count_only_for_known_tokens(center: Center,
     with center.catalog.transaction() as conn:
         import_sent_report(conn, "alpha-net", [_row("T" * 22, alpha[0].last_seen, alpha[0].id)],
                            now=NOW)
-        assert record_step(conn, "T" * 22, "visit") == "alpha-net"
-        assert record_step(conn, "T" * 22, "visit") == "alpha-net"   # a second visit
+        assert record_step(conn, "T" * 22, "visit") == Step("alpha-net", first=True)
+        assert record_step(conn, "T" * 22, "visit") == Step("alpha-net", first=False)
         assert record_step(conn, "U" * 22, "visit") is None          # never mailed
         assert record_step(conn, "<script>", "visit") is None
         with pytest.raises(ValueError, match="unknown funnel step"):
             record_step(conn, "T" * 22, "purchase")
         stored = conn.execute(select(func.count()).select_from(FUNNEL_EVENT)).scalar()
-    assert stored == 2
+    assert stored == 1  # the second visit of the same notice is not stored again
     with center.catalog.engine.connect() as conn:
         alpha_figures = funnel(conn, now=NOW)[0]
     assert (alpha_figures.notified, alpha_figures.visited) == (1, 1)  # distinct notices
@@ -175,6 +180,7 @@ def test_cli_imports_a_report_and_shows_the_funnel(
     (b'{"format": "other/1", "notifications": []}', "not a cleancenter-sent-report/1"),
     (b'{"format": "cleancenter-sent-report/1", "notifications": {}}', "not a list"),
     (b"[]", "not a cleancenter-sent-report/1"),
+    (b"[" * 100_000, "not a readable sent report"),   # nested too deep for the parser
 ])
 def test_unreadable_reports_are_refused_whole(tmp_path: Path, content: bytes,
                                               message: str) -> None:

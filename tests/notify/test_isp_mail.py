@@ -167,14 +167,20 @@ def test_550_fails_that_one_and_the_others_are_sent(db: Path, server: tuple[Sink
 
 
 def test_server_not_listening_queues_with_backoff(db: Path) -> None:
-    port = free_port()
-    result = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db), "--json"])
-    assert result.exit_code == 1, result.output
-    for r in rows(db):
-        assert r["status"] == "queued" and r["attempts"] == 1
-        delay = dt.datetime.fromisoformat(r["next_attempt_at"]) - NOW
-        assert dt.timedelta(seconds=50) < delay < dt.timedelta(seconds=120)
-    second = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db), "--json"])
+    # a port held (bound, never listening) for the whole test: refused, and no other
+    # process on the machine can start listening on it meanwhile
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        result = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db),
+                                     "--json"])
+        assert result.exit_code == 1, result.output
+        for r in rows(db):
+            assert r["status"] == "queued" and r["attempts"] == 1
+            delay = dt.datetime.fromisoformat(r["next_attempt_at"]) - NOW
+            assert dt.timedelta(seconds=50) < delay < dt.timedelta(seconds=120)
+        second = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db),
+                                     "--json"])
     assert second.exit_code == 1
     assert '"deferred": []' in second.stdout
     assert all(r["attempts"] == 1 for r in rows(db))

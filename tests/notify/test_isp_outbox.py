@@ -103,6 +103,7 @@ def test_at_most_m_mails_a_month(conn: sqlite3.Connection) -> None:
                          landing_url=LANDING, now=now, max_per_month=2)
         if day < 2:
             assert len(result.queued) == 1
+            mark_all_sent(conn, now)
         else:
             assert result.queued == []
             assert [s.code for s in result.skipped] == ["monthly-cap"]
@@ -110,6 +111,19 @@ def test_at_most_m_mails_a_month(conn: sqlite3.Connection) -> None:
     later = enqueue(conn, [matched(incident("203.0.113.5", now), "sub-carol")],
                     landing_url=LANDING, now=T0 + timedelta(days=31), max_per_month=2)
     assert len(later.queued) == 1
+
+
+def test_mails_still_waiting_count_against_the_cap_however_old(
+        conn: sqlite3.Connection) -> None:
+    """Deferred for weeks (the server was down), they still go out: a new one would
+    make it three at once."""
+    for day in range(2):
+        enqueue(conn, [matched(incident(f"203.0.113.{day}", T0 + timedelta(days=day)),
+                               "sub-carol")], landing_url=LANDING,
+                now=T0 + timedelta(days=day), max_per_month=2)
+    late = enqueue(conn, [matched(incident("203.0.113.9", T0), "sub-carol")],
+                   landing_url=LANDING, now=T0 + timedelta(days=45), max_per_month=2)
+    assert late.queued == [] and [s.code for s in late.skipped] == ["monthly-cap"]
 
 
 def test_landing_url_rules() -> None:

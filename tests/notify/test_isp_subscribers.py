@@ -78,3 +78,22 @@ def test_a_file_without_the_header_is_refused(tmp_path: Path) -> None:
         assert code == 2, text
     assert not sqlite3.connect(tmp_path / "isp.db").execute(
         "SELECT name FROM sqlite_master WHERE name = 'subscriber'").fetchall()
+
+
+def test_a_row_the_csv_reader_cannot_read_does_not_hide_the_rows_after_it(
+        tmp_path: Path) -> None:
+    from cleancenter.notify.isp.subscribers import read_subscriber_csv
+
+    later = "".join(f"sub-{i},u{i}@example.com,en,U\n" for i in range(3))
+    path = tmp_path / "subs.csv"
+    path.write_text("subscriber_id,email,lang,name\nsub-a,a@example.com,en,A\n"
+                    "sub-x,x@example.com,en," + "y" * 200_000 + "\n" + later)
+    good, bad = read_subscriber_csv(path)
+    assert [s.subscriber_id for s in good] == ["sub-a", "sub-0", "sub-1", "sub-2"]
+    assert [(b.line, b.reason.split(":")[0]) for b in bad] == [(3, "not CSV")]
+    path.write_text("subscriber_id,email,lang,name\nsub-a,a@example.com,en,A\n"
+                    'sub-x,x@example.com,en,"never closed\n' + later)
+    good, bad = read_subscriber_csv(path)
+    assert [s.subscriber_id for s in good] == ["sub-a"]
+    assert [(b.line, b.reason) for b in bad] == [
+        (3, "not CSV: a quote opened on line 3 is never closed, so lines 3-6 were not read")]

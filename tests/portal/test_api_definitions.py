@@ -78,3 +78,28 @@ def test_latest_is_served_from_memory(center: Center) -> None:
         for _ in range(300):
             assert client.get("/api/v1/definitions/latest").status_code == 200
         assert time.perf_counter() - started < 10  # no re-reading, no database
+
+
+def test_nothing_is_announced_when_the_key_cannot_verify(center: Center) -> None:
+    """A bundle signed by another key stays refused whatever happens to the center's key
+    file: corrupt, missing, or put back after a request was answered."""
+    data = center.settings.data_dir
+    keys = data / "keys"
+    init_keys(keys)
+    good = (keys / "definitions.pub").read_bytes()
+    os.rename(keys, data / "center-keys")
+    init_keys(keys)
+    build(center)  # signed by a rogue key
+    for name in os.listdir(keys):
+        os.unlink(keys / name)
+    os.rmdir(keys)
+    os.rename(data / "center-keys", keys)
+    with make_client(center) as client:
+        assert client.get("/api/v1/definitions/latest").status_code == 503
+        (keys / "definitions.pub").write_text("garbage\n")
+        assert client.get("/api/v1/definitions/latest").status_code == 503
+        (keys / "definitions.pub").unlink()
+        assert client.get("/api/v1/definitions/latest").status_code == 503
+        assert client.get("/api/v1/definitions/latest/bundle").status_code == 503
+        (keys / "definitions.pub").write_bytes(good)
+        assert client.get("/api/v1/definitions/latest").status_code == 503

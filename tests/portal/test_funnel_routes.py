@@ -38,7 +38,7 @@ def test_a_known_token_visit_counts_and_shows_the_token_parts(portal: Portal) ->
     portal.client.get(f"/n/{TOKEN}")  # a second visit: one notice visited
     after = portal.funnel()
     assert after["visited"] == 1 and after["rates"]["visited"] == 1.0  # type: ignore[index]
-    assert _stored(portal) == 2
+    assert _stored(portal) == 1  # the second visit stores nothing: notices are counted
 
 
 def test_unknown_and_malformed_tokens_record_nothing(portal: Portal) -> None:
@@ -90,6 +90,9 @@ def test_download_serves_the_newest_cleaner_and_counts_a_known_token(
     anonymous = portal.client.get("/download/cleaner")
     assert anonymous.status_code == 200 and anonymous.content == b"new build"
     assert _stored(portal) == 0  # no token: served, not counted
+    tail = portal.client.get(f"/download/cleaner?t={TOKEN}", headers={"Range": "bytes=4-"})
+    assert tail.status_code == 206 and tail.content == b"build"
+    assert _stored(portal) == 0  # the rest of a fetch already begun: not a new download
     got = portal.client.get(f"/download/cleaner?t={TOKEN}")
     assert got.status_code == 200 and got.content == b"new build"
     assert got.headers["content-type"] == "application/octet-stream"

@@ -150,6 +150,8 @@ def test_access_log_paths_lose_their_tokens() -> None:
     assert redact("/download/cleaner?lang=ja&t=Tok_en-0123456789abcdef") == (
         "/download/cleaner?lang=ja&t=[token]")
     assert redact("/download/") == "/download/"
+    assert redact("/n/?code=Tok_en-0123456789abcdef&lang=en") == "/n/?code=[token]&lang=en"
+    assert redact("/analyst/upload?csrf_token=abc123") == "/analyst/upload?csrf_token=[token]"
 
 
 def test_app_from_settings_opens_and_closes_its_own_center(tmp_path: Path) -> None:

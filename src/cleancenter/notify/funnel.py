@@ -15,7 +15,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,7 +65,7 @@ def read_sent_report(path: Path) -> list[Any]:
     """The ``notifications`` of a sent report file, unchecked row by row (import does)."""
     try:
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise SentReportError(f"{path}: not a readable sent report: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != SENT_REPORT_FORMAT:
         raise SentReportError(f"{path}: not a {SENT_REPORT_FORMAT} file")
@@ -134,18 +134,34 @@ def _parse_row(row: Any) -> tuple[str, datetime, list[str]]:
         raise ValueError(f"sent_at {sent!r} is not an ISO 8601 time") from exc
     if sent_at.tzinfo is None:
         raise ValueError(f"sent_at {sent!r} has no time zone")
+    try:
+        sent_at = sent_at.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"sent_at {sent!r} is out of range") from exc
+    if sent_at.year < 2000:
+        raise ValueError(f"sent_at {sent!r} is before any notice could be sent")
     if not isinstance(ids, list) or not ids or not all(
             isinstance(i, str) and _INCIDENT.match(i) for i in ids):
         raise ValueError("incidents is not a non-empty list of cc-... incident ids")
     return token, sent_at, ids
 
 
-def record_step(conn: Connection, token: str, step: str, *,
-                at: datetime | None = None) -> str | None:
-    """Count a visit, download or cleaner report for a token; the ISP, or None if unknown.
+@dataclass(frozen=True)
+class Step:
+    """A recorded step: whose notice it was, and whether it is the first of its kind."""
 
-    Unknown tokens are not stored: anyone can type a URL, and the table must not grow
-    with guesses."""
+    isp: str
+    first: bool
+
+
+def record_step(conn: Connection, token: str, step: str, *,
+                at: datetime | None = None) -> Step | None:
+    """Count a visit, download or cleaner report for a token; None if the token is unknown.
+
+    Only the first step of each kind per token is stored (the funnel counts notices, not
+    clicks), so the table holds at most three rows a notice however often a link is
+    opened. Unknown tokens are not stored: anyone can type a URL, and the table must not
+    grow with guesses."""
     if step not in STEPS:
         raise ValueError(f"unknown funnel step {step!r}: one of {', '.join(STEPS)}")
     if not _TOKEN.match(token):
@@ -153,8 +169,11 @@ def record_step(conn: Connection, token: str, step: str, *,
     isp = conn.execute(select(NOTICE.c.isp).where(NOTICE.c.token == token)).scalar()
     if isp is None:
         return None
-    conn.execute(insert(FUNNEL_EVENT).values(token=token, kind=step, at=at or utcnow()))
-    return str(isp)
+    seen = conn.execute(select(FUNNEL_EVENT.c.id).where(
+        FUNNEL_EVENT.c.token == token, FUNNEL_EVENT.c.kind == step).limit(1)).first()
+    if seen is None:
+        conn.execute(insert(FUNNEL_EVENT).values(token=token, kind=step, at=at or utcnow()))
+    return Step(str(isp), first=seen is None)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from cleancenter.notify.funnel import CCC_FY2006, record_step
+from cleancenter.notify.funnel import CCC_FY2006, Step, record_step
 from cleancenter.portal.security import read_limited_body
 from cleancenter.portal.state import PortalState, portal_state
 
@@ -67,13 +67,15 @@ async def cleaner_report(request: Request,
     except ValidationError as exc:
         return JSONResponse({"detail": _errors(exc)}, status_code=422)
 
-    def record() -> str | None:
+    def record() -> Step | None:
         with portal.center.catalog.transaction() as conn:
             return record_step(conn, report.token, "report")
 
-    if await run_in_threadpool(record) is None:
+    step = await run_in_threadpool(record)
+    if step is None:
         return JSONResponse({"accepted": False}, status_code=404)
-    portal.funnel.invalidate()
+    if step.first:
+        portal.funnel.invalidate()
     return JSONResponse({"accepted": True})
 
 

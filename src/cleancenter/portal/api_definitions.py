@@ -64,7 +64,11 @@ def _file_sha256(path: Path) -> str:
 
 
 def read_release(path: Path, version: int, public: PublicKey | None) -> Release:
-    """The manifest of a bundle, its signature checked when the key is there."""
+    """The manifest of a bundle, its signature checked; no key means nothing is served
+    (a bundle that cannot be verified is never offered as the center's)."""
+    if public is None:
+        raise BundleError("the center's public key is missing or unreadable: "
+                          "nothing can be verified")
     try:
         with zipfile.ZipFile(path) as zf:
             info = zf.getinfo(MANIFEST)
@@ -74,7 +78,7 @@ def read_release(path: Path, version: int, public: PublicKey | None) -> Release:
             signature = zf.read(SIGNATURE)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise BundleError(f"{path.name}: not a readable bundle ({type(exc).__name__})") from exc
-    if public is not None and not public.verify(signature, manifest_bytes):
+    if not public.verify(signature, manifest_bytes):
         raise BundleError(f"{path.name}: signature does not match the center's key")
     try:
         manifest = json.loads(manifest_bytes)
@@ -93,8 +97,9 @@ class ReleaseCache:
         self.key_path = keys_dir(data_dir) / PUBLIC_NAME
         self._lock = threading.Lock()
         self._listing: tuple[tuple[int, int], int | None] | None = None  # dir stamp, newest
-        self._releases: dict[int, tuple[tuple[int, int], Release]] = {}
-        self._latest_body: tuple[tuple[int, int], bytes] | None = None
+        # keyed by the bundle's stamp and the key's: a new key re-verifies everything
+        self._releases: dict[int, tuple[object, Release]] = {}
+        self._latest_body: tuple[object, bytes] | None = None
         self._key: tuple[tuple[int, int], PublicKey | None] | None = None
 
     @staticmethod
@@ -139,12 +144,13 @@ class ReleaseCache:
         stamp = self._stamp(path)
         if stamp is None:
             return None
+        both = (stamp, self._stamp(self.key_path))
         cached = self._releases.get(version)
-        if cached is not None and cached[0] == stamp:
+        if cached is not None and cached[0] == both:
             return cached[1]
         with self._lock:
             found = read_release(path, version, self.public_key())
-            self._releases[version] = (stamp, found)
+            self._releases[version] = (both, found)
             return found
 
     def latest_body(self) -> bytes | None:
@@ -152,7 +158,8 @@ class ReleaseCache:
         version = self.newest_version()
         if version is None:
             return None
-        stamp = self._stamp(self.folder / f"definitions-{version}.ccdef")
+        bundle_stamp = self._stamp(self.folder / f"definitions-{version}.ccdef")
+        stamp = None if bundle_stamp is None else (bundle_stamp, self._stamp(self.key_path))
         cached = self._latest_body
         if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -28,6 +27,7 @@ from cleancenter.notify.infections import update_infections
 from cleancenter.notify.isps import RegistryError, get_isp, isp_incidents
 from cleancenter.portal.auth.deps import require
 from cleancenter.portal.auth.principal import ANY_ISP, Principal
+from cleancenter.portal.params import query_time
 from cleancenter.portal.state import portal_state
 
 router = APIRouter()
@@ -75,16 +75,6 @@ def reporter() -> Reporter:
                                           "cleancenter.invalid"))
 
 
-def _since(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise HTTPException(422, "since: an ISO 8601 date or time") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 @router.get(
     "/api/v1/isp/incidents",
     summary="Your ISP's incident list: json, X-ARF (JSON lines), CSV or IntelMQ (JSON lines)",
@@ -101,7 +91,7 @@ def isp_incident_list(
     principal: Principal = Depends(require(ANY_ISP)),
 ) -> Response:
     name = scoped_isp(principal, request)
-    when = _since(since)
+    when = query_time(since, "since")
     center = portal_state(request).center
     update_infections(center.catalog)
     try:
@@ -137,7 +127,7 @@ async def sent_report(request: Request, isp: IspParam = None,
     body = await request.body()  # the route's body limit applies while this is read
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise HTTPException(422, "not JSON") from None
     if not isinstance(data, dict) or data.get("format") != SENT_REPORT_FORMAT:
         raise HTTPException(422, f"not a {SENT_REPORT_FORMAT} document")

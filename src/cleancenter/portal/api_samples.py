@@ -15,7 +15,6 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +30,7 @@ from cleancenter.analyze.service import latest_label, report_for
 from cleancenter.collect.ingest import Ingestor
 from cleancenter.portal.auth.deps import require
 from cleancenter.portal.auth.principal import Principal
+from cleancenter.portal.params import query_time
 from cleancenter.portal.search import MAX_PER_PAGE, SampleSearch, search_samples
 from cleancenter.portal.state import portal_state
 from cleancenter.store.blobs import BlobStore
@@ -56,16 +56,6 @@ def safe_name(name: str | None) -> str:
     return base or "upload.bin"
 
 
-def _when(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise HTTPException(422, f"{name}: an ISO 8601 date or time") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 @router.get("/api/v1/samples", summary="Search samples (newest first, by pages)",
             responses={401: {"description": "no or bad credentials"},
                        403: {"description": "not an analyst"}})
@@ -87,7 +77,8 @@ def samples(
     principal: Principal = Depends(require("analyst")),
 ) -> dict[str, Any]:
     search = SampleSearch(q=q, family=family, tag=tag, file_type=type,
-                          since=_when(since, "since"), until=_when(until, "until"), ioc=ioc,
+                          since=query_time(since, "since"),
+                          until=query_time(until, "until"), ioc=ioc,
                           page=page, per_page=per_page)
     with portal_state(request).center.catalog.engine.connect() as conn:
         return search_samples(conn, search)

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from cleancenter import __version__
 from cleancenter.center import Center
 from cleancenter.config import Settings
-from cleancenter.portal import api, pages
+from cleancenter.portal import analyst, api, pages
 from cleancenter.portal.access import install_access
 from cleancenter.portal.auth.settings import AccessSettings
 from cleancenter.portal.downloads import Downloads
@@ -75,6 +75,7 @@ def create_app(center_or_settings: Center | Settings, *, funnel_ttl: float = 30.
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.include_router(pages.router)
     app.include_router(api.router)
+    analyst.install(app)  # analyst views (login required)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

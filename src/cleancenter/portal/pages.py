@@ -155,9 +155,10 @@ def landing(token: str, request: Request,
     if not TOKEN.match(token):
         raise HTTPException(404)
     with portal.center.catalog.transaction() as conn:
-        isp = record_step(conn, token, "visit")
-    if isp is not None:
+        step = record_step(conn, token, "visit")
+    if step is not None and step.first:  # later visits change no figure
         portal.funnel.invalidate()
+    isp = step.isp if step is not None else None
     return render(request, "landing.html",
                   {"isp": isp, "token": token if isp is not None else None},
                   headers=PRIVATE_HEADERS)
@@ -182,10 +183,13 @@ def download_cleaner(request: Request, t: str | None = None,
     artifact = portal.downloads.cleaner()
     if artifact is None:
         return render(request, "unavailable.html", status_code=404, headers=PRIVATE_HEADERS)
-    if t is not None and TOKEN.match(t):
+    whole = request.headers.get("range") is None or request.headers["range"].replace(
+        " ", "").startswith("bytes=0-")  # a resumed or partial fetch is not a new download
+    if t is not None and TOKEN.match(t) and whole:
         with portal.center.catalog.transaction() as conn:
-            if record_step(conn, t, "download") is not None:
-                portal.funnel.invalidate()
+            step = record_step(conn, t, "download")
+        if step is not None and step.first:
+            portal.funnel.invalidate()
     return _file(artifact.path, artifact.name, artifact.sha256)
 
 

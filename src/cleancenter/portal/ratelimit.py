@@ -13,6 +13,7 @@ refused request gets 429 with ``Retry-After`` (whole seconds).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,20 @@ from cleancenter.portal.auth.middleware import deny
 from cleancenter.portal.auth.settings import AccessSettings
 
 MAX_KEYS = 100_000  # buckets kept per rule before idle ones are dropped
+
+
+def client_key(address: str) -> str:
+    """The bucket of a client address: IPv6 by its /64 (one subscriber's whole LAN can
+    take any address of it), IPv4 by the address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,10 @@ class RateLimitMiddleware:
             authorization = Headers(scope=scope).get("authorization")
             if not authorization:
                 return None
-            return hashlib.sha256(authorization.encode("utf-8", "replace")).hexdigest()
+            # as the auth middleware reads it: scheme in any case, value without spaces,
+            # so that "Bearer  t" and "bearer t" share the bucket of "Bearer t"
+            scheme, _, value = authorization.partition(" ")
+            normal = f"{scheme.lower()} {value.strip()}"
+            return hashlib.sha256(normal.encode("utf-8", "replace")).hexdigest()
         client = scope.get("client")
-        return str(client[0]) if client else "unknown"
+        return client_key(str(client[0])) if client else "unknown"

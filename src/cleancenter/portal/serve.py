@@ -10,9 +10,10 @@ import typer
 from cleancenter.center import Center
 from cleancenter.console import err
 
-# Tokens are in the landing URL and the download link: the access log keeps neither.
+# Tokens are in the landing URL, the download link and the typed code; a session's CSRF
+# token can be on an upload form's action URL: the access log keeps none of them.
 _TOKEN_IN_PATH = re.compile(r"(/n/)[^/?#\s]+")
-_TOKEN_IN_QUERY = re.compile(r"([?&]t=)[^&#\s]*")
+_TOKEN_IN_QUERY = re.compile(r"([?&](?:t|code|csrf_token)=)[^&#\s]*")
 
 
 def redact(path: str) -> str:

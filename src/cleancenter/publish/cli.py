@@ -99,6 +99,7 @@ def publish_cleaner(
             step("building the wheel")
             wheel = build_wheel(target, key)
             written = {wheel.name: wheel.sha256}
+            sums = update_sums(target, written)  # right away: the zipapp may still fail
             zipapp = None
             if not no_zipapp:
                 if work is not None:

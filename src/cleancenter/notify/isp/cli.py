@@ -289,7 +289,8 @@ def notify_command(
 @contextmanager
 def _send_lock(db: Path) -> Iterator[None]:
     """One `send` at a time per database, so a row in `sending` means a run died."""
-    lock_path = db.with_name(db.name + ".send-lock")
+    real = db.resolve()  # a symlink or another spelling of the path: the same lock
+    lock_path = real.with_name(real.name + ".send-lock")
     with open(lock_path, "a+b") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -178,8 +178,8 @@ def enqueue(conn: sqlite3.Connection, matches: Sequence[Match], *, landing_url: 
         cutoff = utc_text(now - MONTH)
         for sid, items in pending.items():
             count = conn.execute(
-                "SELECT COUNT(*) FROM notification WHERE subscriber_id = ? AND status IN "
-                "('queued', 'sending', 'sent') AND COALESCE(sent_at, created_at) > ?",
+                "SELECT COUNT(*) FROM notification WHERE subscriber_id = ? AND (status IN "
+                "('queued', 'sending') OR (status = 'sent' AND sent_at > ?))",
                 (sid, cutoff)).fetchone()[0]
             if count >= max_per_month:
                 for incident, _ in items:

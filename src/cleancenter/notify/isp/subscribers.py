@@ -118,8 +118,13 @@ def read_subscriber_csv(path: Path) -> tuple[list[Subscriber], list[BadRow]]:
         except StopIteration:
             break
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):  # a quote open to the end of the file
+                bad.append(BadRow(line, f"not CSV: a quote opened on line {line} is never "
+                                        f"closed, so lines {line}-{reader.line_num} were "
+                                        "not read"))
+                break
             bad.append(BadRow(line, f"not CSV: {exc}"))
-            break  # the reader cannot go on after a broken quote
+            continue  # e.g. an over-long field: the reader goes on with the next line
         if not any(cell.strip() for cell in row):
             continue
         problem, subscriber = _check(row, header, column)

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -47,6 +48,10 @@ SCRYPT_MAXMEM = 128 * 1024 * 1024
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
+# At most this many scrypt checks at once: logins from many addresses (a botnet, an IPv6
+# range) then wait their turn instead of taking 32 MiB each from the portal.
+SCRYPT_SLOTS = threading.BoundedSemaphore(4)
+
 LAST_USED_EVERY = timedelta(minutes=1)  # token and session use is written at most this often
 
 
@@ -77,9 +82,10 @@ def verify_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest, validate=True)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt),
-                                n=int(n), r=int(r), p=int(p), maxmem=SCRYPT_MAXMEM,
-                                dklen=len(expected))
+        with SCRYPT_SLOTS:
+            actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt),
+                                    n=int(n), r=int(r), p=int(p), maxmem=SCRYPT_MAXMEM,
+                                    dklen=len(expected))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)

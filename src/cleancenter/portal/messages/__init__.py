@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cleancenter.portal.messages import auth, public, public_figures
+from cleancenter.portal.messages import analyst, auth, public, public_figures
 
-AREAS: tuple[ModuleType, ...] = (public, auth, public_figures)
+AREAS: tuple[ModuleType, ...] = (public, auth, public_figures, analyst)
