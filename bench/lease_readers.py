@@ -1,9 +1,14 @@
 """Lease log readers (issue #5): lines/s of each reader against a bare loop in the same run.
 
 Generates (seeded) about ``--lines`` lines of each format in a temp folder, then times
-each reader (median of ``--runs``) and its peer on the same file: Python's `csv` module
-in a bare loop for the CSV formats (Kea, radacct), a bare ``for line in f`` loop for the
-text formats (dhcpd.leases, detail, CGNAT). Goal: >= 500,000 lines/s.
+each reader and its peers on the same file, round robin (reader, peers; ``--runs``
+rounds; medians), so that both see the same load on a shared machine. Peers: Python's
+`csv` module in a bare loop for the CSV formats (Kea, radacct), a bare ``for line in f``
+loop for the text formats (dhcpd.leases, detail, CGNAT); for the CSV formats also
+``pandas.read_csv`` (all columns as text) when pandas is installed (it is not a
+dependency: ``.venv/bin/pip install pandas``).
+Kea is timed twice: the streaming reader (`open_leases`) and the columnar one
+(`read_columns`, numpy columns for `LeaseIndex.from_columns`). Goal: >= 500,000 lines/s.
 
     .venv/bin/python bench/lease_readers.py --lines 1000000 --runs 3
 """
@@ -21,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cleancenter.notify.isp.leases import Lease, open_leases
+from cleancenter.notify.isp.leases import Lease, open_leases, read_columns
 from common import machine
 
 T0 = 1795651200  # 2026-11-26 00:00 UTC
@@ -67,6 +72,19 @@ def gen_kea(path: Path, lines: int, rng: random.Random) -> None:
         a = rng.randrange(POOL)
         out.append(f"{_ip('10.0', a)},{_mac(rng.randrange(200000))},,3600,{t + 3600},1,0,0,"
                    f"host-{a}&#x2cexample,0,,0\n")
+    path.write_text("".join(out))
+
+
+def gen_kea6(path: Path, lines: int, rng: random.Random) -> None:
+    out = ["address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,"
+           "prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,"
+           "hwaddr_source,pool_id\n"]
+    t = T0
+    for _ in range(lines - 1):
+        t += rng.randint(0, 3)
+        a = rng.randrange(POOL)
+        out.append(f"2001:db8::{a >> 8:x}:{a & 255:x},00:03:00:01:{_mac(rng.randrange(200000))},"
+                   f"3600,{t + 3600},1,1800,0,1,128,0,0,host-{a}&#x2cexample,,0,,0,0,0\n")
     path.write_text("".join(out))
 
 
@@ -156,6 +174,22 @@ def peer_csv(path: Path) -> int:
     return n
 
 
+def peer_pandas(path: Path) -> int:
+    import pandas  # type: ignore[import-untyped]
+
+    return len(pandas.read_csv(path, dtype=str, keep_default_na=False))
+
+
+def columns(fmt: str) -> Callable[[Path], int]:
+    def run(path: Path) -> int:
+        got = read_columns(path, fmt)
+        if got.errors:
+            raise SystemExit(f"{fmt}: {len(got.errors)} errors in generated data")
+        return len(got)
+
+    return run
+
+
 def reader(fmt: str) -> Callable[[Path], int]:
     def run(path: Path) -> int:
         leases = errors = 0
@@ -175,20 +209,21 @@ FORMATS: dict[str, tuple[Callable[[Path, int, random.Random], None], Callable[[P
                          str]] = {
     "dhcpd": (gen_dhcpd, peer_lines, "for line in f"),
     "kea": (gen_kea, peer_csv, "csv.reader"),
+    "kea-columns": (gen_kea, peer_csv, "csv.reader"),
+    "kea6": (gen_kea6, peer_csv, "csv.reader"),
+    "kea6-columns": (gen_kea6, peer_csv, "csv.reader"),
     "radacct": (gen_radacct, peer_csv, "csv.reader"),
     "radius-detail": (gen_detail, peer_lines, "for line in f"),
     "cgnat": (gen_cgnat, peer_lines, "for line in f"),
 }
 
 
-def median_time(fn: Callable[[Path], int], path: Path, runs: int) -> tuple[float, int]:
-    times = []
-    out = 0
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn(path)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def pandas_installed() -> bool:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def main() -> None:
@@ -205,12 +240,27 @@ def main() -> None:
         for fmt, (gen, peer, peer_name) in FORMATS.items():
             if args.only and fmt not in args.only:
                 continue
-            path = Path(tmp) / f"{fmt}.log"
-            gen(path, args.lines, random.Random(args.seed))
+            path = Path(tmp) / f"{fmt.removesuffix('-columns')}.log"
+            if not path.exists():
+                gen(path, args.lines, random.Random(args.seed))
             lines = peer_lines(path)
-            t_reader, leases = median_time(reader(fmt), path, args.runs)
-            t_peer, _ = median_time(peer, path, args.runs)
-            row = {
+            base = "kea" if fmt.startswith("kea") else fmt  # kea6: the same reader
+            ours = columns(base) if fmt.endswith("-columns") else reader(base)
+            peers: list[Callable[[Path], int]] = [peer]
+            if peer is peer_csv and pandas_installed() and not fmt.endswith("-columns"):
+                peers.append(peer_pandas)
+            # round robin (ours, then each peer, per run): all see the same load
+            times: list[list[float]] = [[] for _ in range(1 + len(peers))]
+            leases = 0
+            for _ in range(args.runs):
+                for k, fn in enumerate([ours, *peers]):
+                    t0 = time.perf_counter()
+                    got = fn(path)
+                    times[k].append(time.perf_counter() - t0)
+                    if k == 0:
+                        leases = got
+            t_reader, t_peer = statistics.median(times[0]), statistics.median(times[1])
+            row: dict[str, object] = {
                 "lines": lines,
                 "leases": leases,
                 "reader_s": round(t_reader, 3),
@@ -220,6 +270,8 @@ def main() -> None:
                 "ratio": round(t_peer / t_reader, 3),
                 "goal_met": lines / t_reader >= 500_000,
             }
+            if len(peers) > 1:
+                row["pandas_read_csv_lines_per_s"] = round(lines / statistics.median(times[2]))
             results["formats"][fmt] = row  # type: ignore[index]
             print(fmt, json.dumps(row), flush=True)
     if args.json:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from cleancenter.notify.isp.correlate import LeaseIndex
 from cleancenter.notify.isp.leases import (
     FORMATS,
+    OPEN_NS,
     Lease,
+    LeaseColumns,
     LeaseError,
     LeaseItem,
     detect_format,
     open_leases,
+    read_columns,
 )
 
 
@@ -395,3 +401,391 @@ def test_explicit_format_and_gzip(tmp_path: Path) -> None:
     leases, errors = read(tmp_path / "cgnat.log.gz", "kea")
     assert leases == [] and [e.line_no for e in errors] == [1]
     assert set(FORMATS) == {"dhcpd", "kea", "radacct", "radius-detail", "cgnat"}
+
+
+# ---------------------------------------------------------------- fast paths and fallbacks
+# The one-line-per-record readers (Kea, radacct, CGNAT) read the file in blocks, split
+# rows themselves, test IPv4 addresses with `socket.inet_pton` and parse times inline;
+# anything unusual goes the old way (`csv`, `ipaddress`, `parse_iso`). Each test below
+# pins the answer of both ways with concrete values.
+
+KEA4_HEAD = (b"address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,"
+             b"hostname,state,user_context,pool_id")
+
+
+def leases_and_errors(path: Path, fmt: str) -> tuple[list[tuple[object, ...]],
+                                                      list[tuple[int, str]]]:
+    leases, errors = read(path, fmt)
+    return ([(x.ip, x.start, x.end, x.subscriber, x.source.rsplit(":", 1)[1], x.hostname,
+              x.port_start, x.port_end) for x in leases],
+            [(e.line_no, e.reason) for e in errors])
+
+
+@pytest.mark.parametrize("block", [1, 5, 64, 1 << 20])
+def test_block_boundaries_do_not_change_the_answer(tmp_path: Path, block: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks cut lines (and a multi-line quoted field) anywhere: the same items."""
+    files = {
+        "kea": KEA4_HEAD + b"\r\n10.0.0.1,aa,,3600,1795654800,1,0,0,h\xff,0,,0\r\n\r\n"
+               b"10.0.0.2,bb,,3600,1795654800,1,0,0,a&#x2cb,0,,0",
+        "radacct": RADACCT.replace("\n", "\r\n").encode()
+                   + b'8,s8,u8,"multi\r\nline",192.0.2.1,2026-11-26 01:00:00,,,,,'
+                     b"100.80.0.8,,",
+        "cgnat": CGNAT.encode() + b"2026-11-26T01:50:00Z RELEASE 100.64.0.5 203.0.113.7 "
+                                  b"1024-2047",
+    }
+    from cleancenter.notify.isp import leases as module
+
+    for fmt, data in files.items():
+        path = tmp_path / fmt
+        path.write_bytes(data)
+        expected = leases_and_errors(path, fmt)
+        monkeypatch.setattr(module, "_BLOCK", block)
+        assert leases_and_errors(path, fmt) == expected
+        monkeypatch.undo()
+    assert leases_and_errors(tmp_path / "kea", "kea") == (
+        [("10.0.0.2", t("2026-11-26 00:00:00"), t("2026-11-26 01:00:00"), "bb", "4", "a,b",
+          None, None)],
+        [(2, "invalid UTF-8 at byte 36")])
+    rad, _ = leases_and_errors(tmp_path / "radacct", "radacct")
+    assert rad[-1][:5] == ("100.80.0.8", t("2026-11-26 01:00:00"), None, "multi\r\nline",
+                           "10")
+
+
+def test_kea_crlf_truncated_last_line_and_odd_addresses(tmp_path: Path) -> None:
+    path = tmp_path / "kea.csv"
+    path.write_bytes(
+        KEA4_HEAD + b"\r\n"
+        b"2001:DB8:0::1,aa,,3600,1795654800,1,0,0,h1,0,,0\r\n"  # IPv6 in a v4 file: kept
+        b"010.0.0.2,bb,,3600,1795654800,1,0,0,,0,,0\r\n"  # leading zero: not an address
+        b"10.0.0.4,dd,,3600,1795654800,1,0,0,x&#x41y&#x2cz,0,,0\r\n"
+        b"10.0.0.5,ee,,4294967295,1795654800,1,0,0,,0,,0"  # no line end: still read
+    )
+    leases, errors = leases_and_errors(path, "kea")
+    assert errors == [(3, "not an IP address: '010.0.0.2'")]
+    assert leases == [
+        ("2001:db8::1", t("2026-11-26 00:00:00"), t("2026-11-26 01:00:00"), "aa", "2", "h1",
+         None, None),
+        ("10.0.0.4", t("2026-11-26 00:00:00"), t("2026-11-26 01:00:00"), "dd", "4", "xAy,z",
+         None, None),
+        ("10.0.0.5", datetime.fromtimestamp(1795654800 - 0xFFFFFFFF, UTC), None, "ee", "5",
+         None, None, None),
+    ]
+
+
+def test_kea_times_out_of_range_and_bad_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "kea.csv"
+    path.write_bytes(
+        KEA4_HEAD + b"\n"
+        b"10.0.0.1,aa,,3600,99999999999999,1,0,0,,0,,0\n"  # year > 9999
+        b"10.0.0.2,aa,,-1,1795654800,1,0,0,,0,,0\n"
+        b"10.0.0.3,aa,,\xc2\xb2,1795654800,1,0,0,,0,,0\n"  # superscript two: not a number
+        b"10.0.0.4,aa,,3600,1795654799,1,0,0,,0,,0\n"
+    )
+    leases, errors = leases_and_errors(path, "kea")
+    assert errors == [(2, "time out of range: 99999999996399"),
+                      (3, "negative time: -1, 1795654800"),
+                      (4, "bad valid_lifetime/expire '²', '1795654800'")]
+    assert leases == [("10.0.0.4", t("2026-11-25 23:59:59"), t("2026-11-26 00:59:59"), "aa",
+                       "5", None, None, None)]
+
+
+def test_kea6_prefix_and_address_rows(tmp_path: Path) -> None:
+    head = (b"address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,"
+            b"prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,"
+            b"hwaddr_source,pool_id")
+    path = tmp_path / "kea6.csv"
+    path.write_bytes(head + b"\n"
+                     b"2001:db8:1::,00:01,3600,1795654800,1,900,2,1,56,0,0,,,0,,0,0,0\n"
+                     b"2001:DB8::10,00:02,3600,1795654800,1,900,0,1,128,0,0,,,0,,0,0,0\n"
+                     b"2001:db8::10,00:02,3600,1795656600,1,900,0,1,128,0,0,,,0,,0,0,0\n")
+    leases, errors = leases_and_errors(path, "kea")
+    assert errors == []
+    assert leases == [
+        ("2001:db8:1::/56", t("2026-11-26 00:00:00"), t("2026-11-26 01:00:00"), "00:01", "2",
+         None, None, None),
+        # the renewal (address spelled differently) continues the same lease
+        ("2001:db8::10", t("2026-11-26 00:00:00"), t("2026-11-26 01:30:00"), "00:02", "3",
+         None, None, None),
+    ]
+
+
+RADACCT_HEAD = ("radacctid,username,acctstarttime,acctstoptime,callingstationid,"
+                "framedipaddress,framedipv6address")
+
+
+def test_radacct_quoted_rows_give_what_plain_rows_give(tmp_path: Path) -> None:
+    """A row with quotes goes through `csv`; the same row without them is split."""
+    plain = "1,alice,2026-11-26 01:00:00,2026-11-26 02:00:00,aa,100.80.0.1,2001:db8::1"
+    quoted = '"1","alice","2026-11-26 01:00:00","2026-11-26 02:00:00","aa","100.80.0.1",' \
+             '"2001:db8::1"'
+    got = []
+    for i, row in enumerate((plain, quoted)):
+        path = tmp_path / f"r{i}.csv"
+        path.write_text(f"{RADACCT_HEAD}\n{row}\n")
+        got.append(leases_and_errors(path, "radacct"))
+    assert got[0] == got[1] == ([
+        ("100.80.0.1", t("2026-11-26 01:00:00"), t("2026-11-26 02:00:00"), "alice", "2",
+         None, None, None),
+        ("2001:db8::1", t("2026-11-26 01:00:00"), t("2026-11-26 02:00:00"), "alice", "2",
+         None, None, None),
+    ], [])
+
+
+def test_radacct_fast_path_edge_cases(tmp_path: Path) -> None:
+    path = tmp_path / "radacct.csv"
+    path.write_bytes((
+        RADACCT_HEAD + "\r\n"
+        '1,"smith, j",2026-11-26 01:00:00.25Z,,,100.80.0.1,\r\n'  # quoted comma; fraction
+        "2,bob,2026-11-26T03:00:00+02:30,2026-11-26 01:00:00.000001,,2001:DB8::5,\r\n"
+        "3,carol,2026-11-26 01:00:00,,,100.80.0.300,\r\n"  # bad address
+        '5,"erin\r\nsecond line",2026-11-26 01:00:00,\\N,,100.80.0.5,\r\n'  # two lines
+        "6,,2026-11-26 01:00:00,NULL,cc-dd,100.80.0.6,\r\n"
+        "7,\xe9ve,2026-11-26 01:00:00,,,100.80.0.7,\r\n"
+        '8,frank,2026-11-26 01:00:00,,,100.80.0.8,"2001:db8::8'  # cut off: csv reads it
+    ).encode("utf-8").replace(b"\xc3\xa9ve", b"\xe9ve"))
+    leases, errors = leases_and_errors(path, "radacct")
+    assert errors == [
+        (4, "not an IP address: '100.80.0.300'"),
+        (8, "invalid UTF-8 at byte 2"),
+    ]
+    start = datetime(2026, 11, 26, 1, 0, 0, 250000, UTC)
+    assert leases == [
+        ("100.80.0.1", start, None, "smith, j", "2", None, None, None),
+        ("2001:db8::5", t("2026-11-26 00:30:00"),
+         datetime(2026, 11, 26, 1, 0, 0, 1, UTC), "bob", "3", None, None, None),
+        ("100.80.0.5", t("2026-11-26 01:00:00"), None, "erin\r\nsecond line", "6", None,
+         None, None),
+        ("100.80.0.6", t("2026-11-26 01:00:00"), None, "cc-dd", "7", None, None, None),
+        # the last line: an unterminated quote at the end of the file ends the field there
+        ("100.80.0.8", t("2026-11-26 01:00:00"), None, "frank", "9", None, None, None),
+        ("2001:db8::8", t("2026-11-26 01:00:00"), None, "frank", "9", None, None, None),
+    ]
+
+
+def test_radacct_tab_separated_with_empty_lines(tmp_path: Path) -> None:
+    path = tmp_path / "radacct.tsv"
+    path.write_text(RADACCT_HEAD.replace(",", "\t") + "\n\n"
+                    "1\talice\t2026-11-26 01:00:00+00\t\t\t100.80.0.1\t\n"
+                    "   \n")
+    leases, errors = leases_and_errors(path, "radacct")
+    assert errors == [(4, "1 fields, the header has 7")]
+    assert leases == [("100.80.0.1", t("2026-11-26 01:00:00"), None, "alice", "3", None,
+                       None, None)]
+
+
+def test_cgnat_fast_path_edge_cases(tmp_path: Path) -> None:
+    path = tmp_path / "cgnat.log"
+    path.write_bytes(
+        b"2026-11-26T01:00:00Z ALLOC 100.64.0.5 2001:DB8::7 1024-2047\r\n"  # v6 public
+        b"2026-11-26T02:00:00+01:00 RELEASE 100.64.0.5 2001:db8::7 1024-2047\r\n"  # offset
+        b"2026-11-26T01:00:00.5Z ALLOC 100.64.0.06 203.0.113.7 1024-2047\r\n"  # bad inside
+        b"2026-11-26T01:00:00.5Z ALLOC 100.64.0.6 203.0.113.7 1024-2047 s\xff\r\n"
+        b"2026-11-26T01:00:00.5Z ALLOC 100.64.0.6 203.0.113.7 01024-2047 sub\r\n"
+        b"too few fields\r\n"
+        b"2026-11-26T01:10:00Z RELEASE 100.64.0.6 203.0.113.7 1024-02047"  # no line end
+    )
+    leases, errors = leases_and_errors(path, "cgnat")
+    assert errors == [
+        (3, "not an IP address: '100.64.0.06'"),
+        (4, "invalid UTF-8 at byte 63"),
+        (6, "3 fields, expected 5 or 6: 'too few fields\\r\\n'"),
+    ]
+    assert leases == [
+        ("2001:db8::7", t("2026-11-26 01:00:00"), t("2026-11-26 01:00:00"), "100.64.0.5",
+         "1", None, 1024, 2047),
+        ("203.0.113.7", datetime(2026, 11, 26, 1, 0, 0, 500000, UTC),
+         t("2026-11-26 01:10:00"), "sub", "5", None, 1024, 2047),
+    ]
+
+
+def test_cgnat_field_count_error_quotes_the_line_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "cgnat.log"
+    path.write_text("a b c\nd e f")
+    _, errors = leases_and_errors(path, "cgnat")
+    assert errors == [(1, "3 fields, expected 5 or 6: 'a b c\\n'"),
+                      (2, "3 fields, expected 5 or 6: 'd e f'")]
+
+
+@pytest.mark.parametrize("text", [
+    "0.0.0.0", "255.255.255.255", "10.0.0.1", "1.2.3.04", "01.2.3.4", "1.2.3.256", "1.2.3",
+    "1.2.3.4.", ".1.2.3.4", "1.2.3.4.5", " 1.2.3.4", "1.2.3.4\n", "1..2.3", "1.2.3.4\x00",
+    "\u0661.2.3.4", "1.2.3.\u00b2", "::1", "", "1.2.3.4/32", "0x1.2.3.4", "1.2.3.+4",
+])
+def test_inet_pton_accepts_exactly_the_canonical_ipv4_texts(text: str) -> None:
+    """The hot loops trust `socket.inet_pton` to say what `_CANONICAL_V4` says."""
+    from cleancenter.notify.isp.leases import _CANONICAL_V4, _inet_pton
+
+    try:
+        _inet_pton(socket.AF_INET, text)
+        fast = True
+    except (OSError, ValueError):
+        fast = False
+    assert fast == bool(_CANONICAL_V4(text))
+
+
+def test_detail_non_ascii_digits_are_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "detail"
+    path.write_text(DETAIL.split("\n\n")[1].replace("Event-Timestamp = 1795655100",
+                                                    "Event-Timestamp = \u00b2") + "\n")
+    leases, errors = read(path, "radius-detail")
+    assert leases == [] and [(e.line_no, e.reason) for e in errors] == [
+        (1, "bad timestamp '²'")]
+
+
+def test_what_crashed_or_passed_before_is_now_an_error(tmp_path: Path) -> None:
+    """Three inputs the readers got wrong before the fast paths: an address with an
+    Arabic-Indic digit was taken as an IPv4 address (`\\d` without re.ASCII), a CR
+    inside a radacct line stopped the whole read with `csv.Error`, and a superscript
+    digit in a CGNAT port range stopped it with ValueError (``str.isdigit``)."""
+    kea = tmp_path / "kea.csv"
+    kea.write_bytes(KEA4_HEAD + b"\n\xd9\xa1.0.0.3,cc,,3600,1795654800,1,0,0,,0,,0\n")
+    assert leases_and_errors(kea, "kea") == ([], [(2, "not an IP address: '\u0661.0.0.3'")])
+    rad = tmp_path / "radacct.csv"
+    rad.write_bytes(f"{RADACCT_HEAD}\n4,dave,2026-11-26 01:00:00,,,100.80.0.4\r,\n"
+                    "5,erin,2026-11-26 01:00:00,,,100.80.0.5,\n".encode())
+    assert leases_and_errors(rad, "radacct") == (
+        [("100.80.0.5", t("2026-11-26 01:00:00"), None, "erin", "3", None, None, None)],
+        [(2, "bad CSV: new-line character seen in unquoted field - do you need to open "
+             "the file in universal-newline mode?")])
+    cg = tmp_path / "cgnat.log"
+    cg.write_text("2026-11-26T01:00:00Z ALLOC 100.64.0.6 203.0.113.7 \u00b2-2047\n")
+    assert leases_and_errors(cg, "cgnat") == ([], [(1, "bad port range '²-2047'")])
+
+
+# ---------------------------------------------------------------- columns
+
+def assert_columns_equal_stream(path: Path, fmt: str | None = None) -> LeaseColumns:
+    cols = read_columns(path, fmt)
+    leases, errors = read(path, fmt)
+    assert list(cols.leases()) == leases
+    assert [x.start.tzinfo for x in cols.leases()] == [UTC] * len(leases)
+    assert cols.errors == errors
+    assert len(cols) == len(leases) == len(list(cols.ip)) == len(list(cols.hostname))
+    return cols
+
+
+def kea_history_file(path: Path) -> None:
+    """Renewals, early releases, other clients, infinite lifetimes, odd rows."""
+    rows = [KEA4_HEAD.decode()]
+    t0 = 1795654800
+    for i in range(400):
+        addr = f"10.0.{i % 3}.{i % 7}"
+        client = ("aa", "bb", "", "cc")[(i * 7) % 4]
+        valid = (3600, 600, 4294967295, 60)[i % 4]
+        host = ("", "h&#x2c1", "h2", "")[(i * 3) % 4]
+        rows.append(f"{addr},{client},{'c1' if i % 5 else ''},{valid},"
+                    f"{t0 + (i * 397) % 5000 - 1000},1,0,0,{host},0,,0")
+    rows[50] = "10.0.0.300,aa,,3600,1795654800,1,0,0,,0,,0"  # a bad row in one block
+    rows[120] = "2001:DB8::1,aa,,3600,1795654800,1,0,0,,0,,0"  # IPv6 in the v4 file
+    rows[200] = "10.0.0.1,aa,,3600,1795654800,1,0,0,a&#x41b,0,,0"  # another escape
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("block", [1, 100, 2000, 1 << 20])
+def test_kea_columns_equal_the_stream(tmp_path: Path, block: int,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of plain rows go a column at a time, others row by row; one answer."""
+    from cleancenter.notify.isp import leases as module
+
+    monkeypatch.setattr(module, "_BLOCK", block)
+    path = tmp_path / "kea.csv"
+    kea_history_file(path)
+    cols = assert_columns_equal_stream(path, "kea")
+    assert [e.line_no for e in cols.errors] == [51]
+    assert cols.ip4 is None  # one lease is IPv6
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(x for i, x in enumerate(path.read_text().splitlines())
+                               if i not in (50, 120)) + "\n")
+    cols = assert_columns_equal_stream(plain, "kea")
+    assert cols.ip4 is not None
+    assert [str(ipaddress.IPv4Address(int(x))) for x in cols.ip4] == list(cols.ip)
+
+
+def test_kea_columns_values(tmp_path: Path) -> None:
+    path = tmp_path / "kea.csv"
+    path.write_bytes(
+        KEA4_HEAD + b"\n"
+        b"10.0.0.1,aa,,3600,1795654800,1,0,0,a&#x2cb,0,,0\n"
+        b"10.0.0.1,aa,,3600,1795656600,1,0,0,,0,,0\n"  # renewal: one lease to 01:30
+        b"10.0.0.2,,01:02,4294967295,1795654800,1,0,0,,0,,0\n"  # infinite: open
+        b"10.0.0.3,bb,,3600,99999999999,1,0,0,,0,,0\n"  # year 5138: no int64 ns
+    )
+    cols = read_columns(path)  # detected
+    assert list(cols.ip) == ["10.0.0.1", "10.0.0.2"]
+    assert cols.start.tolist() == [1795651200 * 10**9, (1795654800 - 0xFFFFFFFF) * 10**9]
+    assert cols.end.tolist() == [1795656600 * 10**9, OPEN_NS]
+    assert list(cols.subscriber) == ["aa", "01:02"]
+    assert list(cols.hostname) == ["a,b", None]
+    assert cols.line.tolist() == [2, 4]
+    assert cols.port_start.tolist() == cols.port_end.tolist() == [-1, -1]
+    assert cols.ip4 is not None and cols.ip4.tolist() == [0x0A000001, 0x0A000002]
+    # the one difference from the stream: a time int64 ns cannot hold is an error here
+    assert [(e.line_no, e.reason) for e in cols.errors] == [
+        (5, "time out of the int64 ns range: 99999996399, 99999999999")]
+    leases, errors = read(path)
+    assert errors == [] and leases[-1].end == datetime(5138, 11, 16, 9, 46, 39, tzinfo=UTC)
+    index = LeaseIndex.from_columns(cols.start, cols.end, ip4=cols.ip4)
+    found = index.match4([0x0A000001, 0x0A000002, 0x0A000001],
+                         [1795655000 * 10**9, 1795655000 * 10**9, 1795660000 * 10**9])
+    assert found.lease.tolist() == [0, 1, -1]
+
+
+def test_kea6_columns_and_other_formats_equal_the_stream(tmp_path: Path) -> None:
+    path = tmp_path / "kea6.csv"
+    path.write_bytes(
+        b"address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,"
+        b"prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,"
+        b"hwaddr_source,pool_id\n"
+        b"2001:db8:1::,00:01,3600,1795654800,1,900,2,1,56,0,0,,,0,,0,0,0\n"
+        b"2001:DB8::10,00:02,3600,1795654800,1,900,0,1,128,0,0,,,0,,0,0,0\n"
+        b"2001:db8::10,00:02,3600,1795656600,1,900,0,1,128,0,0,h,,0,,0,0,0\n"
+        b"2001:db8::10,00:03,3600,1795657000,1,900,0,1,128,0,0,,,0,,0,0,0\n")
+    cols = assert_columns_equal_stream(path, "kea")
+    assert list(cols.ip) == ["2001:db8::10", "2001:db8:1::/56", "2001:db8::10"]
+    assert cols.ip4 is None
+    for name, text in (("cgnat.log", CGNAT), ("radacct.csv", RADACCT),
+                       ("detail", DETAIL), ("dhcpd.leases", DHCPD)):
+        other = tmp_path / name
+        other.write_text(text)
+        assert_columns_equal_stream(other)
+
+
+@pytest.mark.parametrize("block", [1, 300, 1 << 20])
+def test_kea6_columns_fast_blocks_equal_the_stream(tmp_path: Path, block: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """v6 blocks without prefixes go a column at a time (addresses to normal form)."""
+    from cleancenter.notify.isp import leases as module
+
+    monkeypatch.setattr(module, "_BLOCK", block)
+    head = ("address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,"
+            "prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,"
+            "hwaddr_source,pool_id")
+    rows = [head]
+    for i in range(120):
+        addr = ("2001:db8::%x" if i % 2 else "2001:DB8:0:0::%X") % (i % 5)
+        rows.append(f"{addr},{('d1', 'd2', '')[i % 3]},{(3600, 4294967295)[i % 2]},"
+                    f"{1795654800 + (i * 331) % 4000},1,1800,0,1,128,0,0,"
+                    f"{('', 'h&#x2c6')[i % 2]},{'hw' if i % 4 else ''},0,,0,0,0")
+    rows[60] = "10.0.0.1,d1,3600,1795654800,1,1800,0,1,128,0,0,,,0,,0,0,0"  # IPv4
+    rows[90] = "2001:db8::zz,d1,3600,1795654800,1,1800,0,1,128,0,0,,,0,,0,0,0"  # bad
+    path = tmp_path / "kea6.csv"
+    path.write_text("\n".join(rows) + "\n")
+    cols = assert_columns_equal_stream(path, "kea")
+    assert [(e.line_no, e.reason) for e in cols.errors] == [
+        (91, "not an IP address: '2001:db8::zz'")]
+    assert set(cols.ip) == {"2001:db8::", "2001:db8::1", "2001:db8::2", "2001:db8::3",
+                            "2001:db8::4", "10.0.0.1"}
+
+
+def test_kea6_columns_survive_hash_collisions(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """v6 rows are grouped by the hash of their address, checked: all in one hash."""
+    from cleancenter.notify.isp import leases as module
+
+    path = tmp_path / "kea6.csv"
+    test_kea6_columns_fast_blocks_equal_the_stream(tmp_path, 1 << 20, monkeypatch)
+    expected = read_columns(path, "kea")
+    monkeypatch.setattr(module, "_text_hash", lambda text: 7)
+    got = assert_columns_equal_stream(path, "kea")
+    assert list(got.leases()) == list(expected.leases()) and len(got) > 5
