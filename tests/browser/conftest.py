@@ -16,10 +16,16 @@ import pytest
 
 from cleancenter.center import Center
 from cleancenter.config import load_settings
+from cleancenter.portal.auth.store import add_user
 from tests.e2e.portal_server import served_portal
 from tests.portal.conftest import TOKEN, notify_one
+from tests.portal.hostile import add_hostile_sample
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+ANALYST = "ana"
+PASSWORD = "browser test password"
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Site:
     base: str
     data_dir: Path
     token: str
+    hostile: str  # sha256 of a sample whose every text is an attack on the page
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +44,13 @@ def site(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Iterator[Sit
     center = Center(load_settings(overrides={"data_dir": str(data)}, environ={}))
     try:
         notify_one(center, corpus)
+        hostile = add_hostile_sample(center)
+        with center.catalog.transaction() as conn:
+            add_user(conn, ANALYST, PASSWORD, ["analyst"])
     finally:
         center.close()
     with served_portal(data, root / "server.log", "--funnel-cache", "0") as base:
-        yield Site(base, data, TOKEN)
+        yield Site(base, data, TOKEN, hostile)
 
 
 @pytest.fixture(scope="session")

@@ -335,18 +335,30 @@ def test_open_lease_does_not_leak_into_other_addresses() -> None:
     assert got.candidates == {2: (0, 1)}
 
 
-def test_observation_exactly_at_each_boundary() -> None:
+@pytest.mark.parametrize("spread", [1000, 10**9])  # ns times over 17 minutes or 31 years
+def test_observation_exactly_at_each_boundary(spread: int) -> None:
     rng = np.random.default_rng(11)
     n = 400
     ip = rng.integers(1, 40, n).astype(np.uint32)
-    start = rng.integers(0, 10**6, n) * 1000 + rng.integers(0, 2, n)  # some odd ns
-    end = start + rng.integers(0, 5 * 10**4, n) * 1000
+    start = rng.integers(0, 10**6, n) * spread + rng.integers(0, 2, n)  # some odd ns
+    end = start + rng.integers(0, 5 * 10**4, n) * spread
     end[rng.random(n) < 0.05] = OPEN
     # every start and every finite end, one ns before and after, on every address
     points = np.concatenate([start, end[end != OPEN]])
     points = np.concatenate([points - 1, points, points + 1])
     obs_ip = ip[rng.integers(0, n, len(points))]
     check_columns(ip, start, end, obs_ip, points)
+
+
+def test_times_far_apart() -> None:
+    # leases from 1896 to 2200 and a few nanoseconds long, side by side
+    start = np.array([-(2**61), 0, 5, 5, 2**62], dtype=np.int64)
+    end = np.array([2**61, 5, 9, 6, OPEN], dtype=np.int64)
+    ip = np.array([1, 2, 2, 2, 2], dtype=np.uint32)
+    t = np.array([-(2**61) - 1, -(2**61), 0, 4, 5, 6, 8, 9, 2**61 - 1, 2**61, 2**62 - 1,
+                  2**62, OPEN - 1, OPEN], dtype=np.int64)
+    for a in (1, 2):
+        check_columns(ip, start, end, np.full(len(t), a, dtype=np.uint32), t)
 
 
 def test_many_boundaries_inside_one_grid_cell() -> None:

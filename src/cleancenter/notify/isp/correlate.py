@@ -20,17 +20,17 @@ other end's lease, with a note. Only the two ends are looked at: a third holder 
 inside the window is not seen.
 
 Engine (numpy, no Python loop per observation): at build time the leases are flattened
-into an interval map: per key (an address, or an address and port segment behind CGNAT)
+into an interval map. Per key (an address, or an address and port segment behind CGNAT):
 the elementary, non-overlapping time segments between consecutive lease boundaries, each
-labelled with its lease, none, or ambiguous (with its candidate leases kept aside), and a
-grid of equal time cells per key (about `_IntervalMap.RATIO` cells per segment) that stores, for a cell no boundary falls inside, the
-answer itself. A query is then an address-id look-up (two table reads for IPv4 hosts), one
-read of the grid and, for the few rows in a cell that a boundary cuts (or an ambiguous
-one), an exact step or binary search among that key's segments on the int64 ns times (the
-grid only narrows the search: no time is rounded). Observations are processed in chunks
-of `_CHUNK` rows (bounded memory; two threads for large batches). An as-of join (keep the
-lease that started last) silently picks one lease where there are several and misses an
-earlier, longer lease that still covers ``t``.
+labelled with its one lease, none, or ambiguous (its candidate leases kept aside); and a
+grid of equal time cells (about `_IntervalMap.RATIO` cells per segment) that holds, for a
+cell no boundary falls inside, the answer itself. A query is an address-id look-up (two
+table reads for IPv4 hosts), one read of the grid and, for the few rows in a cell that a
+boundary cuts (or an ambiguous segment), an exact step or binary search among the key's
+segments on the int64 ns times: the grid only narrows the search, no time is rounded.
+Observations go in chunks of `_CHUNK` rows (bounded memory; two threads for large
+batches). An as-of join (keep the lease that started last) silently picks one lease where
+there are several, and misses an earlier, longer lease that still covers ``t``.
 
 Fast path: IPv4 host leases (no prefixes, no port blocks). Delegated prefixes, several
 prefix lengths, IPv6 (16-byte key search) and CGNAT port blocks take a slower general
@@ -64,7 +64,6 @@ _MIN = int(np.iinfo(np.int64).min)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _PORTS = 65536
-_UNITS = (1, 10**3, 10**6, 10**9, 60 * 10**9, 3600 * 10**9, 86400 * 10**9)
 _V6_MASK = (1 << 64) - 1
 _CHUNK = 1 << 20  # observations per chunk (bounds the temporaries)
 _THREADS = 2  # chunks in flight (numpy releases the GIL in the heavy steps)
@@ -150,7 +149,7 @@ class _HostTable:
     def __init__(self, hosts: NDArray[np.uint32]) -> None:
         self.absent = len(hosts)
         best: tuple[int, int] | None = None
-        for a in (8, 12, 16, 20, 24):
+        for a in (8, 12, 16, 20):  # the first level: at most 8 MiB
             blocks = len(np.unique(hosts >> np.uint32(32 - a))) if len(hosts) else 0
             cells = (1 << a) + (blocks + 1) * (1 << (32 - a))
             if best is None or cells < best[0]:
@@ -181,7 +180,7 @@ class _HostTable:
             return np.where(self.hosts[pos] == ip, pos, self.absent).astype(np.int64)
         slot = self.l1[ip >> self.shift]
         slot += ip & self.mask
-        return self.l2[slot].astype(np.int64, copy=False)
+        return _as_i64(self.l2[slot])
 
 
 class _IntervalMap:
@@ -189,75 +188,67 @@ class _IntervalMap:
 
     Segments: per key a sentinel (from the beginning of time: none), then one segment per
     distinct boundary (a start, or a finite end) until the next; its label is the lease
-    covering it (cover count 1), ``NONE`` (0) or ``-2 - a`` (two or more: candidate list
-    ``a``). Grid: ``cells`` cells of ``width`` ns per key (and one more key of nothing,
+    covering it (cover count 1), ``NONE`` (count 0) or ``-2 - a`` (two or more: candidate
+    list ``a``). Grid: ``cells`` cells of ``width`` ns per key (and one more key of nothing,
     for unknown addresses); a cell without a boundary inside holds the label of its
     segment, or ``-2 - s`` (search from segment ``s``) when a boundary cuts it or ``s`` is
     ambiguous."""
 
     RATIO = 8  # grid cells per segment (more: fewer searches, more memory)
-    MAX_CELLS = 1 << 26
+    MAX_CELLS = 1 << 25  # at most 128 MiB of int32 cells
 
     def __init__(self, key: Int64s, start: Int64s, end: Int64s, lease: Int64s | None,
                  n_keys: int) -> None:
         n = len(key)
         closed = np.flatnonzero(end != OPEN)
-        # events (key, time, row * 2 + is_end), sorted by key then time
-        ek, et, eid = _sort_events(
-            np.concatenate([key, key[closed]]), np.concatenate([start, end[closed]]),
-            np.concatenate([np.arange(n, dtype=np.int64) << 1, (closed << 1) | 1]), n_keys)
+        # events (key, time, row * 2 + is_end), sorted by key then time; ``last``: the
+        # last event of its (key, time), ``new_key``: the first of its key
+        ek, et, eid, new_key, last = _sort_events(key, start, end, closed, n_keys)
         m = len(ek)
-        is_end = eid & 1
+        delta = (eid & 1).astype(np.int8)  # 1 for an end
+        delta *= -2
+        delta += 1  # +1 at a start, -1 at an end
         eid >>= 1
-        delta = 1 - 2 * is_end
-        del is_end
-        contrib = (eid if lease is None else lease[eid]) * delta
+        contrib = eid if lease is None else lease[eid]
+        contrib *= delta
         del eid
-        cov = np.cumsum(delta)
+        cov = np.cumsum(delta, dtype=np.int64)
         lsum = np.cumsum(contrib)
-        last = np.ones(m, dtype=bool)
         if m:  # open leases carry over: count from zero at each key's first event
-            new_key = np.empty(m, dtype=bool)
-            new_key[0] = True
-            np.not_equal(ek[1:], ek[:-1], out=new_key[1:])
             kfirst = np.flatnonzero(new_key)
             reps = np.diff(np.append(kfirst, m))
             cov -= np.repeat(cov[kfirst] - delta[kfirst], reps)
             lsum -= np.repeat(lsum[kfirst] - contrib[kfirst], reps)
-            last[:-1] = new_key[1:]
-            last[:-1] |= et[1:] != et[:-1]
-            del new_key
-        del delta, contrib
+        del delta, contrib, new_key
         sk, st, scov, slab = ek[last], et[last], cov[last], lsum[last]
         del cov, lsum, ek, et, last
-        # segments with a sentinel in front of every key
+        # segments with a sentinel in front of every key (its time: OPEN, never reached
+        # from the key before it)
         per_key = np.bincount(sk, minlength=n_keys)
         n_seg = n_keys + len(sk)
         key_lo = np.zeros(n_keys + 1, dtype=np.int64)
         np.cumsum(per_key + 1, out=key_lo[1:])
+        del per_key
         real = np.arange(len(sk), dtype=np.int64)
         real += sk
         real += 1
-        self.seg_t = np.full(n_seg, _MIN, dtype=np.int64)
+        self.seg_t = np.full(n_seg + 1, OPEN, dtype=np.int64)
         self.seg_t[real] = st
-        lab = np.full(n_seg, NONE, dtype=np.int64)
+        top = int(lease.max()) if lease is not None and n else n
+        idx_t = np.int32 if max(n_seg, top) + 2 < 2**31 else np.int64
+        lab: NDArray[np.signedinteger[Any]] = np.full(n_seg, NONE, dtype=idx_t)
         lab[real] = np.where(scov == 1, slab, NONE)
-        amb = np.zeros(n_seg, dtype=bool)
-        amb[real] = scov >= 2
+        amb_real = np.flatnonzero(scov >= 2)
+        amb_at = real[amb_real]
         key_last = key_lo[1:] - 1
         self.key_lo, self.key_last = key_lo[:-1], key_last
-        self.seg_next = np.empty(n_seg, dtype=np.int64)
-        self.seg_next[:-1] = self.seg_t[1:]
-        self.seg_next[key_last] = OPEN
-        self.seg_last = np.repeat(key_last, per_key + 1)
         # ambiguous segments: every lease covering them (CSR: cand_ptr, cand)
-        amb_at = np.flatnonzero(amb)
         self.cand_ptr = np.zeros(len(amb_at) + 1, dtype=np.int64)
         self.cand = np.zeros(0, dtype=np.int64)
         if len(amb_at):
             lab[amb_at] = -2 - np.arange(len(amb_at), dtype=np.int64)
             touched = np.zeros(n_keys, dtype=bool)
-            touched[sk[scov >= 2]] = True
+            touched[sk[amb_real]] = True
             rows = np.flatnonzero(touched[key])  # only the rows of keys with an overlap
             rk = key[rows]
             seg_a = self.find(self.key_lo[rk], key_last[rk], start[rows])
@@ -265,15 +256,14 @@ class _IntervalMap:
             ends = end[rows] != OPEN
             seg_b[ends] = self.find(self.key_lo[rk[ends]], key_last[rk[ends]],
                                     end[rows][ends])
-            acc = np.zeros(n_seg + 1, dtype=np.int64)
-            np.cumsum(amb, out=acc[1:])
-            count = acc[seg_b] - acc[seg_a]
+            first_amb = np.searchsorted(amb_at, seg_a)
+            count = np.searchsorted(amb_at, seg_b) - first_amb
             has = np.flatnonzero(count > 0)
             count = count[has]
             lid = rows if lease is None else lease[rows]
             pair_lease = np.repeat(lid[has], count)
             offs = np.cumsum(count) - count
-            pair_amb = np.repeat(acc[seg_a[has]] - offs, count) + np.arange(len(pair_lease))
+            pair_amb = np.repeat(first_amb[has] - offs, count) + np.arange(len(pair_lease))
             o = np.lexsort((pair_lease, pair_amb))
             self.cand = pair_lease[o]
             self.cand_ptr = np.searchsorted(pair_amb[o], np.arange(len(amb_at) + 1))
@@ -299,13 +289,16 @@ class _IntervalMap:
         seg_cell[:-1][key_lo[:-1]] = np.arange(n_keys, dtype=np.int64) * cells
         seg_cell[real] = pos + cut
         seg_cell[-1] = n_keys * cells
-        top = int(lease.max()) if lease is not None and n else n
-        idx_t = np.int32 if max(n_seg, top) + 2 < 2**31 else np.int64
-        code = np.where(amb, -2 - np.arange(n_seg, dtype=np.int64), lab).astype(idx_t)
-        grid = np.empty((n_keys + 1) * cells, dtype=idx_t)
-        grid[:n_keys * cells] = np.repeat(code, np.diff(seg_cell))
-        grid[n_keys * cells:] = NONE
-        del code, seg_cell
+        code = np.empty(n_seg + 1, dtype=idx_t)  # and the extra key's cells: none
+        code[:-1] = lab
+        code[amb_at] = -2 - amb_at
+        code[-1] = NONE
+        reps = np.empty(n_seg + 1, dtype=np.int64)
+        np.subtract(seg_cell[1:], seg_cell[:-1], out=reps[:-1])
+        reps[-1] = cells
+        del seg_cell
+        grid: NDArray[np.signedinteger[Any]] = np.repeat(code, reps)
+        del code, reps
         inside = np.flatnonzero(cut)
         if len(inside):  # cells a boundary cuts: search from the segment at the cell start
             pc = pos[inside]
@@ -330,15 +323,22 @@ class _IntervalMap:
             lo = np.where(ok, mid, lo)
             hi = np.where(more & ~ok, mid - 1, hi)
 
-    def lookup(self, key: Int64s, t: Int64s) -> tuple[Int64s, dict[int, tuple[int, ...]]]:
-        """Per (key, t) row (key ``n_keys``: unknown): lease, NONE or AMBIGUOUS."""
+    def lookup(self, key: Int64s, t: Int64s, out: Int64s | None = None,
+               ) -> tuple[Int64s, dict[int, tuple[int, ...]]]:
+        """Per (key, t) row (key ``n_keys``: unknown): lease, NONE or AMBIGUOUS (into
+        ``out`` if given). ``key`` is overwritten."""
+        if len(t) and t.max() == OPEN:  # t < end fails for every lease, open ones too
+            key[t == OPEN] = self.n_keys
         cell = np.clip(t, self.tmin, self.tmax)
         cell -= self.tmin
         cell //= self.width
-        cell += key * self.cells
-        v = self.grid[cell]
+        key *= self.cells
+        key += cell
         del cell
-        out = v.astype(np.int64)
+        v = self.grid[key]
+        if out is None:
+            out = np.empty(len(v), dtype=np.int64)
+        out[:] = v
         slow = np.flatnonzero(v <= -2)
         cands: dict[int, tuple[int, ...]] = {}
         if not len(slow):
@@ -346,14 +346,17 @@ class _IntervalMap:
         s = -2 - out[slow]
         ts = t[slow]
         active = np.arange(len(slow))
+        np.minimum(ts, OPEN - 1, out=ts)  # (the next key's sentinel starts at OPEN)
         for _ in range(4):  # a boundary or two inside the cell: step
-            go = self.seg_next[s[active]] <= ts[active]
+            go = self.seg_t[s[active] + 1] <= ts[active]
             active = active[go]
             if not len(active):
                 break
             s[active] += 1
         else:  # many boundaries in one cell: binary search up to the key's last segment
-            s[active] = self.find(s[active], self.seg_last[s[active]], ts[active])
+            sa = s[active]
+            hi = self.key_last[np.searchsorted(self.key_lo, sa, "right") - 1]
+            s[active] = self.find(sa, hi, ts[active])
         lab = self.lab[s]
         amb = lab <= -2
         out[slow] = np.where(amb, AMBIGUOUS, lab)
@@ -363,42 +366,69 @@ class _IntervalMap:
         return out, cands
 
 
-def _sort_events(key: Int64s, t: Int64s, eid: Int64s,
-                 n_keys: int) -> tuple[Int64s, Int64s, Int64s]:
-    """The events sorted by key, then time (ties in any order)."""
-    m = len(key)
+def _sort_events(key: Int64s, start: Int64s, end: Int64s, closed: Int64s, n_keys: int,
+                 ) -> tuple[Int64s, Int64s, Int64s, NDArray[np.bool_], NDArray[np.bool_]]:
+    """Events (a start per row, an end per ``closed`` row) sorted by key, then time:
+    key, time, ``row * 2 + is_end``, first event of its key, last of its (key, time)."""
+    n, m = len(key), len(key) + len(closed)
+    new_key = np.ones(m, dtype=bool)
+    last = np.ones(m, dtype=bool)
     if m == 0:
-        return key, t, eid
-    tmin, tmax = int(t.min()), int(t.max())
-    if tmax - tmin < 2**62:
-        rel = t - tmin
-        unit = 1
-        for u in (10**9, 10**6, 10**3):  # exact only: every time a whole number of units
-            if not np.any(rel % u):
-                unit = u
-                break
-        if unit > 1:
-            rel //= unit
-        tb, kb, ib = _bits((tmax - tmin) // unit), _bits(n_keys), _bits(int(eid.max()))
-        if tb + kb + ib <= 64:  # one packed word: key, time, event; no argsort
-            packed = key.astype(np.uint64) << np.uint64(tb + ib)
-            packed |= rel.astype(np.uint64) << np.uint64(ib)
-            packed |= eid.astype(np.uint64)
-            del rel
-            _sort_u64(packed, np.uint64(min(n_keys, 1 << kb) // 2) << np.uint64(tb + ib))
-            out_e = (packed & np.uint64((1 << ib) - 1)).astype(np.int64)
-            packed >>= np.uint64(ib)
-            out_t = (packed & np.uint64((1 << tb) - 1)).astype(np.int64)
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z, new_key, last
+    tmin = min(int(start.min()), int(end[closed].min()) if len(closed) else OPEN)
+    tmax = max(int(start.max()), int(end[closed].max()) if len(closed) else _MIN)
+    unit = 1
+    for u in (10**9, 10**6, 10**3) if tmax - tmin < 2**62 else ():
+        # exact only: every time a whole number of units after tmin
+        if not (np.any((start - tmin) % u) or np.any((end[closed] - tmin) % u)):
+            unit = u
+            break
+    tb, kb, ib = _bits((tmax - tmin) // unit), _bits(n_keys), _bits(2 * n)
+    if tb + kb + ib <= 64 and tmax - tmin < 2**62:  # one packed word: key, time, event; no argsort
+        packed = np.empty(m, dtype=np.uint64)
+        for part, k, t, e in ((packed[:n], key, start, np.arange(n, dtype=np.int64) << 1),
+                              (packed[n:], key[closed], end[closed], (closed << 1) | 1)):
+            part[:] = k
+            part <<= np.uint64(tb)
+            rel = t - tmin
             if unit > 1:
-                out_t *= unit
-            out_t += tmin
-            packed >>= np.uint64(tb)
-            return packed.astype(np.int64), out_t, out_e
-        if tb + kb <= 62:
-            order = np.argsort((key << tb) | rel, kind="stable")
-            return key[order], t[order], eid[order]
-    order = np.lexsort((t, key))
-    return key[order], t[order], eid[order]
+                rel //= unit
+            part |= rel.view(np.uint64)
+            part <<= np.uint64(ib)
+            part |= e.view(np.uint64)
+            del rel, e
+        _sort_u64(packed, np.uint64(min(n_keys, 1 << kb) // 2) << np.uint64(tb + ib))
+        eid = (packed & np.uint64((1 << ib) - 1)).astype(np.int64)
+        packed >>= np.uint64(ib)  # key and time
+        np.not_equal(packed[1:], packed[:-1], out=last[:-1])
+        ek = (packed >> np.uint64(tb)).astype(np.int64)
+        packed &= np.uint64((1 << tb) - 1)
+        et = packed.view(np.int64)
+        if unit > 1:
+            et *= unit
+        et += tmin
+    else:
+        ev_key = np.concatenate([key, key[closed]])
+        ev_t = np.concatenate([start, end[closed]])
+        order = np.lexsort((ev_t, ev_key))
+        ek, et = ev_key[order], ev_t[order]
+        eid = np.where(order < n, order << 1, (closed[np.maximum(order - n, 0)] << 1) | 1) \
+            if len(closed) else order << 1
+        del ev_key, ev_t, order
+        np.not_equal(et[1:], et[:-1], out=last[:-1])
+    np.not_equal(ek[1:], ek[:-1], out=new_key[1:])
+    last[:-1] |= new_key[1:]
+    return ek, et, eid, new_key, last
+
+
+def _lengths(plen: NDArray[np.int16]) -> list[int]:
+    """The distinct prefix lengths, ascending."""
+    if len(plen) == 0:
+        return []
+    if np.any((plen < 0) | (plen > 128)):
+        raise ValueError("bad prefix length")
+    return [int(x) for x in np.flatnonzero(np.bincount(plen, minlength=129))]
 
 
 def _sort_u64(values: NDArray[np.uint64], middle: np.uint64) -> None:
@@ -511,18 +541,22 @@ class LeaseIndex:
         self._subscriber = subscriber
         # address ids: IPv4 keys first, then IPv6 keys; one per (network, prefix length)
         is4 = fam == 4
-        i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
-        self._lens4 = sorted({int(x) for x in np.unique(plen[i4])})
-        self._lens6 = sorted({int(x) for x in np.unique(plen[i6])})
-        aid = np.empty(n, dtype=np.int64)
-        if len(i6) == 0 and self._lens4 == [32]:  # IPv4 hosts only: no 64-bit keys
+        if is4.all():  # IPv4 only
+            self._lens4 = _lengths(plen)
+            self._lens6 = []
+        else:
+            self._lens4 = _lengths(plen[is4])
+            self._lens6 = _lengths(plen[~is4])
+        if not self._lens6 and self._lens4 == [32]:  # IPv4 hosts only: no 64-bit keys
             hosts = _unique_u32(ip4)
             self._u4 = (hosts.astype(np.uint64) << np.uint64(8)) | np.uint64(32)
             self._u6 = np.empty(0, dtype="S17")
-            self._hosts = _HostTable(hosts)
-            aid[:] = self._hosts.lookup(ip4)
+            self._hosts: _HostTable | None = _HostTable(hosts)
+            aid = self._hosts.lookup(ip4)
         else:
             self._hosts = None
+            i4, i6 = np.flatnonzero(is4), np.flatnonzero(~is4)
+            aid = np.empty(n, dtype=np.int64)
             k4 = np.empty(len(i4), dtype=np.uint64)
             for length in self._lens4:
                 sel = plen[i4] == length
@@ -622,30 +656,33 @@ class LeaseIndex:
                 answers.candidates[i] = tuple(sorted(got))
         return answers
 
-    def _chunked(self, n: int, part: Callable[[int, int], ArrayMatches]) -> ArrayMatches:
-        """Answers for rows ``0..n`` from `part` over chunks of `_CHUNK` rows (threads)."""
-        if n <= _CHUNK:
-            return part(0, n)
+    def _chunked(self, n: int, part: Callable[[int, int, Int64s], dict[int, tuple[int, ...]]],
+                 ) -> ArrayMatches:
+        """Answers for rows ``0..n``: `part` fills the answers of rows ``a..b`` into the
+        array it is given and returns their candidates; chunks of `_CHUNK` rows, in two
+        threads when there are several."""
         out = ArrayMatches(np.empty(n, dtype=np.int64))
         bounds = list(range(0, n, _CHUNK))
 
         def run(a: int) -> None:
             b = min(a + _CHUNK, n)
-            got = part(a, b)
-            out.lease[a:b] = got.lease
-            for r, v in got.candidates.items():
+            for r, v in part(a, b, out.lease[a:b]).items():
                 out.candidates[a + r] = v
 
         workers = min(_THREADS, len(bounds))
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(run, bounds))
+            out.candidates = dict(sorted(out.candidates.items()))
         else:
             for a in bounds:
                 run(a)
-        if len(out.candidates) > 1:
-            out.candidates = dict(sorted(out.candidates.items()))
         return out
+
+    @staticmethod
+    def _into(got: ArrayMatches, out: Int64s) -> dict[int, tuple[int, ...]]:
+        out[:] = got.lease
+        return got.candidates
 
     def match4(self, ip: Any, t: Any, port: Any = None) -> ArrayMatches:
         """IPv4 observations: ``ip`` uint32, ``t`` int64 ns, ``port`` int (-1 = unknown)."""
@@ -656,13 +693,13 @@ class LeaseIndex:
             raise ValueError("ip and t differ in length")
         hosts = self._hosts
         if hosts is not None:  # IPv4 hosts, no port blocks: the fast path
-            def fast(a: int, b: int) -> ArrayMatches:
-                return ArrayMatches(*self._map.lookup(hosts.lookup(ipa[a:b]), ta[a:b]))
+            def fast(a: int, b: int, out: Int64s) -> dict[int, tuple[int, ...]]:
+                return self._map.lookup(hosts.lookup(ipa[a:b]), ta[a:b], out)[1]
 
             return self._chunked(n, fast)
         pa = None if port is None else _as_i64(port)
-        return self._chunked(n, lambda a, b: self._match4(
-            ipa[a:b], ta[a:b], None if pa is None else pa[a:b]))
+        return self._chunked(n, lambda a, b, out: self._into(self._match4(
+            ipa[a:b], ta[a:b], None if pa is None else pa[a:b]), out))
 
     def _match4(self, ipa: NDArray[np.uint32], t: Int64s, port: Int64s | None) -> ArrayMatches:
         n = len(ipa)
@@ -684,8 +721,8 @@ class LeaseIndex:
         if len(ta) != n:
             raise ValueError("ip and t differ in length")
         pa = None if port is None else _as_i64(port)
-        return self._chunked(n, lambda a, b: self._match6(
-            six[a:b], ta[a:b], None if pa is None else pa[a:b]))
+        return self._chunked(n, lambda a, b, out: self._into(self._match6(
+            six[a:b], ta[a:b], None if pa is None else pa[a:b]), out))
 
     def _match6(self, six: NDArray[np.uint64], t: Int64s, port: Int64s | None) -> ArrayMatches:
         n = len(six)
