@@ -111,10 +111,24 @@ def home_charts(figures: Figures, t: Mapping[str, str]) -> list[Any]:
     ]
 
 
+HOME_PAGES_KEPT = 16  # rendered home pages kept for anonymous visitors
+
+
 @router.get("/", include_in_schema=False)
 def home(request: Request, portal: PortalState = Depends(portal_state)) -> Response:
     funnel_figures = portal.funnel.get(portal.center)
     figures = figures_cache(portal).get(portal.center, funnel_figures[-1])
+    cleaner = portal.downloads.cleaner()
+    signed_in = getattr(request.state, "principal", None) is not None
+    # The page is the same for every anonymous visitor until the figures are recounted:
+    # render it once per language and query, not on every request.
+    key = (id(funnel_figures), id(figures), figures.computed, request_lang(request),
+           request.url.query, cleaner.sha256 if cleaner else None)
+    kept: dict[Any, bytes] = portal.extra.setdefault("home_pages", {})
+    if not signed_in and key in kept:
+        lang = request_lang(request)[0]
+        return Response(kept[key], media_type="text/html; charset=utf-8",
+                        headers={"Vary": "Accept-Language", "Content-Language": lang})
     t = MESSAGES[request_lang(request)[0]]
     ccc = {"notified": f"{CCC_FY2006_NOTIFIED:,}",
            "downloaded": f"{CCC_FY2006_DOWNLOADED:,} ({CCC_FY2006['downloaded']:.1%})",
@@ -123,11 +137,16 @@ def home(request: Request, portal: PortalState = Depends(portal_state)) -> Respo
     today = figures.computed.date()
     window = t["fig_window"].replace("{start}", figures.window_start.isoformat()) \
         .replace("{end}", figures.window_end.isoformat())
-    return render(request, "home.html", {
-        "rows": rows, "ccc": ccc, "cleaner": portal.downloads.cleaner(),
+    page = render(request, "home.html", {
+        "rows": rows, "ccc": ccc, "cleaner": cleaner,
         "figures": figure_rows(figures, t), "charts": home_charts(figures, t),
         "window": window, "historic": figures.window_end < today,
         "computed": figures.computed.strftime("%Y-%m-%d %H:%M")})
+    if not signed_in:
+        if len(kept) >= HOME_PAGES_KEPT:
+            kept.clear()  # the figures moved on: the old pages are stale anyway
+        kept[key] = bytes(page.body)
+    return page
 
 
 @router.get("/about", include_in_schema=False)
