@@ -172,13 +172,16 @@ def test_server_not_listening_queues_with_backoff(db: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         port = holder.getsockname()[1]
+        started = dt.datetime.now(UTC)
         result = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db),
                                      "--json"])
+        ended = dt.datetime.now(UTC)
         assert result.exit_code == 1, result.output
         for r in rows(db):
             assert r["status"] == "queued" and r["attempts"] == 1
-            delay = dt.datetime.fromisoformat(r["next_attempt_at"]) - NOW
-            assert dt.timedelta(seconds=50) < delay < dt.timedelta(seconds=120)
+            retry = dt.datetime.fromisoformat(r["next_attempt_at"])
+            assert started + dt.timedelta(seconds=60) <= retry <= ended + dt.timedelta(
+                seconds=60)  # --backoff 60: the first retry a minute after the attempt
         second = runner.invoke(app, [*SEND, "--smtp-port", str(port), "--db", str(db),
                                      "--json"])
     assert second.exit_code == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fastapi.testclient import TestClient
 from starlette.exceptions import HTTPException
 
 from cleancenter.portal.params import query_time
@@ -19,3 +20,11 @@ def test_query_times() -> None:
         with pytest.raises(HTTPException) as caught:
             query_time(bad, "until")
         assert caught.value.status_code == 422 and "until" in str(caught.value.detail)
+
+
+def test_a_nul_byte_is_a_clear_400_everywhere(client: TestClient) -> None:
+    for url in ["/api/v1/samples?q=zz%00", "/analyst/families/x%00/stix",
+                "/analyst/samples?family=%00", "/n/%00abcdefabcdefabcdef"]:
+        response = client.get(url)
+        assert response.status_code == 400 and "NUL" in response.text, url
+        assert response.headers["x-content-type-options"] == "nosniff"

@@ -229,3 +229,40 @@ def test_exports_need_no_report(center: Center, tmp_path: Path, kind: str) -> No
         event = misp_sample_event(sample)
         check_misp(event)
         assert event["Event"]["analysis"] == "0" and event["Event"]["threat_level_id"] == "3"
+
+
+def test_network_indicators_leave_out_what_proves_nothing() -> None:
+    """URLs on private addresses or public resolvers, host:port values and a public
+    resolver written out in full are never shared as indicators."""
+    from cleancenter.analyze.report import IOC, ConfigResult
+    from cleancenter.share.gather import NetworkIoc, network_iocs
+    from tests.portal.hostile import GLOBAL_V4, hostile_report
+
+    report = hostile_report(b"x").model_copy(update={
+        "iocs": [IOC(type="url", value="http://192.168.1.10/bins/x86", offset=1),
+                 IOC(type="url", value="http://8.8.8.8/a.sh", offset=2),
+                 IOC(type="url", value=f"http://{GLOBAL_V4}:8080/b.sh", offset=3),
+                 IOC(type="url", value="http://c2.example.net/c.sh", offset=4),
+                 IOC(type="ipv6", value="2001:4860:4860:0:0:0:0:8888", offset=5),
+                 IOC(type="domain", value="bad.example.org", offset=6)],
+        "configs": [ConfigResult(extractor="t", family="Mirai", config={
+            "http": [{"uri": "http://172.16.0.9/x", "hostname": "10.0.0.1:8080"}],
+            "tcp": [{"server_domain": "10.0.0.7:23"}, {"server_domain": f"{GLOBAL_V4}:23"},
+                    {"server_domain": "cnc.example.com:23"}]})]})
+    assert network_iocs(report) == (
+        NetworkIoc("domain", "bad.example.org"), NetworkIoc("domain", "cnc.example.com"),
+        NetworkIoc("ipv4", GLOBAL_V4),
+        NetworkIoc("url", f"http://{GLOBAL_V4}:8080/b.sh"),
+        NetworkIoc("url", "http://c2.example.net/c.sh"))
+
+
+def test_a_family_with_non_ascii_letters_exports_on_every_backend(
+        center: Center, tmp_path: Path) -> None:
+    true_sha, _ = analyse_real_elfs(center, tmp_path)
+    set_label(center.catalog, true_sha, verdict="malicious", family="Émotet", note=None,
+              author="test")
+    sample = load_sample(center.catalog, true_sha)
+    assert sample is not None and sample.family_span is not None
+    assert check_stix(stix_sample_bundle(sample))["malware"]
+    family = load_family(center.catalog, "Émotet")
+    assert family is not None and family.total == 1

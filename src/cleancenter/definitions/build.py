@@ -33,6 +33,7 @@ from cleancenter.definitions.rulegen import (
     coverage_without_generation,
     generate_rules,
 )
+from cleancenter.folderlock import folder_lock
 from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import SAMPLE, Catalog, utcnow
 from cleancenter.store.models import Ioc, Release, SampleIoc, SampleName
@@ -67,7 +68,9 @@ def c2_worthy(value: str) -> bool:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
         return False
-    return network.is_global and not network.is_multicast and value not in NOT_C2
+    # compared in canonical form: 2001:4860:4860:0:0:0:0:8888 is 2001:4860:4860::8888
+    return (network.is_global and not network.is_multicast
+            and str(network.network_address) not in NOT_C2 and value not in NOT_C2)
 
 
 def bot_file_names(names: Iterable[str]) -> list[str]:
@@ -109,74 +112,77 @@ def build_release(catalog: Catalog, *, keys_dir: Path, rules_registry: Path, out
     if GENERATED_PACK in {p.name for p in packs}:
         raise BuildProblem(f"a registered rule pack is named {GENERATED_PACK!r}, which is "
                            "where generated rules go in the bundle; rename the pack")
-    with catalog.engine.connect() as conn:
-        version = int(conn.execute(select(func.max(RELEASE.c.version))).scalar() or 0) + 1
-        malicious = conn.execute(
-            select(SAMPLE.c.sha256, SAMPLE.c.size, SAMPLE.c.family)
-            .where(SAMPLE.c.verdict == "malicious").order_by(SAMPLE.c.sha256)).all()
-        iocs = conn.execute(
-            select(IOC.c.type, IOC.c.value).distinct()
-            .join(SAMPLE_IOC, SAMPLE_IOC.c.ioc_id == IOC.c.id)
-            .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_IOC.c.sha256)
-            .where(SAMPLE.c.verdict == "malicious", IOC.c.type.in_(list(IOC_TYPES)))
-            .order_by(IOC.c.type, IOC.c.value)).all()
-        names = conn.execute(
-            select(SAMPLE_NAME.c.name).distinct()
-            .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_NAME.c.sha256)
-            .where(SAMPLE.c.verdict == "malicious")).scalars().all()
-    hashes = "".join(json.dumps({"sha256": s, "size": size, "family": fam}) + "\n"
-                     for s, size, fam in malicious)
-    ioc_lists: dict[str, list[str]] = {name: [] for name in sorted(set(IOC_TYPES.values()))}
-    for kind, value in iocs:
-        if IOC_TYPES[kind] == "ips" and not c2_worthy(value):
-            continue
-        ioc_lists[IOC_TYPES[kind]].append(value)
-    ioc_lists["filenames"] = bot_file_names(names)
-    files: dict[str, bytes] = {
-        "hashes.jsonl": hashes.encode(),
-        "iocs.json": json.dumps(ioc_lists, indent=1, sort_keys=True).encode(),
-        "behaviour.json": json.dumps(behaviour_rules(), indent=1, sort_keys=True).encode(),
-    }
-    rule_count = 0
-    for entry in packs:
-        for path in rule_files(Path(entry.folder)):
-            relative = path.relative_to(entry.folder).as_posix()
-            files[f"rules/{entry.name}/{relative}"] = path.read_bytes()
-            rule_count += 1
-    pack_names = [p.name for p in packs]
-    generation: Generation | None = None
-    if not generate:
-        coverage = coverage_without_generation(catalog, pack_names, "not asked (--no-generate)")
-    elif goodware is None:
-        coverage = coverage_without_generation(
-            catalog, pack_names, "no goodware index (cleancenter definitions goodware build)")
-    elif blobs is None:
-        coverage = coverage_without_generation(catalog, pack_names, "no blob store given")
-    else:
-        generation = generate_rules(catalog, blobs, goodware, pack_names, progress=progress)
-        coverage = generation.coverage
-    generated = generation.rules if generation else []
-    for rule in generated:
-        files[f"rules/{GENERATED_PACK}/{rule.file_name}"] = rule.source.encode()
-    exported = clamav.build_files(
-        [clamav.HashEntry(s, size, fam) for s, size, fam in malicious],
-        [clamav.BytePattern(rule.family, p) for rule in generated for p in rule.patterns],
-        version=version)
-    files[clamav.BUNDLE_HSB] = exported.hsb
-    files[clamav.BUNDLE_NDB] = exported.ndb
-    counts = {"hashes": len(malicious), "rule_files": rule_count,
-              "generated_rules": len(generated), "clamav_hashes": exported.hashes,
-              "clamav_patterns": exported.patterns,
-              **{name: len(values) for name, values in ioc_lists.items()}}
-    created = utcnow()
-    manifest = {"version": version, "created": created.isoformat(),
-                "min_cleaner_version": MIN_CLEANER_VERSION, "center_version": __version__,
-                "counts": counts, "coverage": coverage.counts()}
-    path = out or releases_dir / f"definitions-{version}.ccdef"
-    sha256 = write_bundle(path, manifest, files, key)
-    fingerprint = public_of(key).fingerprint
-    with catalog.transaction() as conn:
-        conn.execute(RELEASE.insert().values(
-            version=version, created=created, sha256=sha256, key_fingerprint=fingerprint,
-            counts=json.dumps(counts), path=str(path)))
+    # one build at a time (the CLI, the analyst page): the next version is chosen, the
+    # bundle written and the release recorded under the releases folder's lock
+    with folder_lock(releases_dir):
+        with catalog.engine.connect() as conn:
+            version = int(conn.execute(select(func.max(RELEASE.c.version))).scalar() or 0) + 1
+            malicious = conn.execute(
+                select(SAMPLE.c.sha256, SAMPLE.c.size, SAMPLE.c.family)
+                .where(SAMPLE.c.verdict == "malicious").order_by(SAMPLE.c.sha256)).all()
+            iocs = conn.execute(
+                select(IOC.c.type, IOC.c.value).distinct()
+                .join(SAMPLE_IOC, SAMPLE_IOC.c.ioc_id == IOC.c.id)
+                .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_IOC.c.sha256)
+                .where(SAMPLE.c.verdict == "malicious", IOC.c.type.in_(list(IOC_TYPES)))
+                .order_by(IOC.c.type, IOC.c.value)).all()
+            names = conn.execute(
+                select(SAMPLE_NAME.c.name).distinct()
+                .join(SAMPLE, SAMPLE.c.sha256 == SAMPLE_NAME.c.sha256)
+                .where(SAMPLE.c.verdict == "malicious")).scalars().all()
+        hashes = "".join(json.dumps({"sha256": s, "size": size, "family": fam}) + "\n"
+                         for s, size, fam in malicious)
+        ioc_lists: dict[str, list[str]] = {name: [] for name in sorted(set(IOC_TYPES.values()))}
+        for kind, value in iocs:
+            if IOC_TYPES[kind] == "ips" and not c2_worthy(value):
+                continue
+            ioc_lists[IOC_TYPES[kind]].append(value)
+        ioc_lists["filenames"] = bot_file_names(names)
+        files: dict[str, bytes] = {
+            "hashes.jsonl": hashes.encode(),
+            "iocs.json": json.dumps(ioc_lists, indent=1, sort_keys=True).encode(),
+            "behaviour.json": json.dumps(behaviour_rules(), indent=1, sort_keys=True).encode(),
+        }
+        rule_count = 0
+        for entry in packs:
+            for path in rule_files(Path(entry.folder)):
+                relative = path.relative_to(entry.folder).as_posix()
+                files[f"rules/{entry.name}/{relative}"] = path.read_bytes()
+                rule_count += 1
+        pack_names = [p.name for p in packs]
+        generation: Generation | None = None
+        if not generate:
+            coverage = coverage_without_generation(catalog, pack_names, "not asked (--no-generate)")
+        elif goodware is None:
+            coverage = coverage_without_generation(
+                catalog, pack_names, "no goodware index (cleancenter definitions goodware build)")
+        elif blobs is None:
+            coverage = coverage_without_generation(catalog, pack_names, "no blob store given")
+        else:
+            generation = generate_rules(catalog, blobs, goodware, pack_names, progress=progress)
+            coverage = generation.coverage
+        generated = generation.rules if generation else []
+        for rule in generated:
+            files[f"rules/{GENERATED_PACK}/{rule.file_name}"] = rule.source.encode()
+        exported = clamav.build_files(
+            [clamav.HashEntry(s, size, fam) for s, size, fam in malicious],
+            [clamav.BytePattern(rule.family, p) for rule in generated for p in rule.patterns],
+            version=version)
+        files[clamav.BUNDLE_HSB] = exported.hsb
+        files[clamav.BUNDLE_NDB] = exported.ndb
+        counts = {"hashes": len(malicious), "rule_files": rule_count,
+                  "generated_rules": len(generated), "clamav_hashes": exported.hashes,
+                  "clamav_patterns": exported.patterns,
+                  **{name: len(values) for name, values in ioc_lists.items()}}
+        created = utcnow()
+        manifest = {"version": version, "created": created.isoformat(),
+                    "min_cleaner_version": MIN_CLEANER_VERSION, "center_version": __version__,
+                    "counts": counts, "coverage": coverage.counts()}
+        path = out or releases_dir / f"definitions-{version}.ccdef"
+        sha256 = write_bundle(path, manifest, files, key)
+        fingerprint = public_of(key).fingerprint
+        with catalog.transaction() as conn:
+            conn.execute(RELEASE.insert().values(
+                version=version, created=created, sha256=sha256, key_fingerprint=fingerprint,
+                counts=json.dumps(counts), path=str(path)))
     return BuiltRelease(version, path, sha256, counts, fingerprint, coverage, generation)

@@ -19,6 +19,7 @@ from pathlib import Path
 from cleancenter.atomicfile import write_atomically
 from cleancenter.definitions.bundle import BundleError, read_bundle
 from cleancenter.definitions.keys import PUBLIC_NAME, PublicKey
+from cleancenter.folderlock import folder_lock
 from cleancenter.publish import PublishError
 from cleancenter.publish.sums import update_sums
 
@@ -104,19 +105,21 @@ def publish_definitions(key: PublicKey, out: Path, *, releases_dir: Path,
     finally:
         probe.unlink(missing_ok=True)
     version = verified.version
-    published = [v for v, _ in releases(out)]
-    if published and max(published) > version:
-        raise PublishError(f"version {version} is older than the published version "
-                           f"{max(published)}; cleaners would refuse it as a rollback")
-    target = out / f"definitions-{version}.ccdef"
-    latest = out / LATEST_NAME
-    _write_verified(data, target, key)
-    _write_verified(data, latest, key)
-    key_path = out / PUBLIC_NAME
-    write_atomically(key_path, (key.text() + "\n").encode("ascii"), mode=0o644)
-    sha = hashlib.sha256(data).hexdigest()
-    sums = update_sums(out, {target.name: sha, latest.name: sha,
-                             key_path.name: hashlib.sha256(key_path.read_bytes()).hexdigest()})
+    with folder_lock(out):  # the rollback check and the writes, as one step
+        published = [v for v, _ in releases(out)]
+        if published and max(published) > version:
+            raise PublishError(f"version {version} is older than the published version "
+                               f"{max(published)}; cleaners would refuse it as a rollback")
+        target = out / f"definitions-{version}.ccdef"
+        latest = out / LATEST_NAME
+        _write_verified(data, target, key)
+        _write_verified(data, latest, key)
+        key_path = out / PUBLIC_NAME
+        write_atomically(key_path, (key.text() + "\n").encode("ascii"), mode=0o644)
+        sha = hashlib.sha256(data).hexdigest()
+        key_sha = hashlib.sha256(key_path.read_bytes()).hexdigest()
+        sums = update_sums(out, {target.name: sha, latest.name: sha, key_path.name: key_sha},
+                           locked=True)
     return PublishedDefinitions(
         version=version, created=str(verified.manifest.get("created", "")), source=source,
         path=target, latest=latest, key_path=key_path, sha256=sha, size=len(data),

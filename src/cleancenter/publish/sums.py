@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 from cleancenter.atomicfile import write_atomically
+from cleancenter.folderlock import folder_lock
 
 SUMS_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *]([^/\\]+)$")
@@ -36,20 +36,15 @@ def read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def update_sums(folder: Path, written: dict[str, str]) -> Path:
+def update_sums(folder: Path, written: dict[str, str], *, locked: bool = False) -> Path:
     """Record ``written`` (name -> sha256) in ``folder/SHA256SUMS``, keep the entries of
     files still present, drop those of files that are gone; written atomically."""
     path = folder / SUMS_NAME
-    # two publishes at once (the CLI and the analyst page): one read-modify-write at a
-    # time, by a lock on the folder itself (no lock file to list or serve)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    # two publishes at once (the CLI and the analyst page): one read-modify-write at a time
+    with nullcontext() if locked else folder_lock(folder):
         sums = {name: sha for name, sha in read_sums(path).items()
                 if name != SUMS_NAME and (folder / name).is_file()}
         sums.update(written)
         body = "".join(f"{sha}  {name}\n" for name, sha in sorted(sums.items()))
         write_atomically(path, body.encode("utf-8"), mode=0o644)
-    finally:
-        os.close(fd)  # closing releases the lock
     return path

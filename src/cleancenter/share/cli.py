@@ -46,6 +46,9 @@ def _document(center: Center, sample: str | None, family: str | None, limit: int
         raise fail(f"no family named {for_console(family)!r}", EXIT_FOUND)
     if fam.total > len(fam.samples):
         err.print(f"{fam.total} samples; the newest {len(fam.samples)} exported (--limit)")
+    if fam.indicators_left_out:
+        err.print(f"{fam.indicators_left_out:,} network indicators left out: a family export "
+                  "holds at most 20,000")
     return stix_family_bundle(fam) if kind == "stix" else misp_family_event(fam)
 
 

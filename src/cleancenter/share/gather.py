@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, or_, select
 
 from cleancenter.analyze.report import Report
 from cleancenter.analyze.service import latest_label, report_for
@@ -18,6 +20,7 @@ from cleancenter.store.queries import get_sample
 
 NetworkKind = Literal["domain", "ipv4", "ipv6", "url"]
 MAX_FAMILY_SAMPLES = 500  # members put into one family export (newest first)
+MAX_FAMILY_INDICATORS = 20_000  # network indicators in one family export
 
 
 @dataclass(frozen=True, order=True)
@@ -57,6 +60,7 @@ class FamilyData:
     first_seen: datetime
     last_seen: datetime
     samples: list[SampleData] = field(default_factory=list)
+    indicators_left_out: int = 0  # over MAX_FAMILY_INDICATORS
 
 
 def _ip_kind(value: str) -> NetworkKind | None:
@@ -68,16 +72,38 @@ def _ip_kind(value: str) -> NetworkKind | None:
 
 
 def _host(value: str | None) -> NetworkIoc | None:
-    """A host name or address as an indicator; addresses only when worth blocking."""
+    """A host name or address as an indicator; addresses only when worth blocking.
+
+    ``host:port`` gives the host; anything else with ``:``, ``/`` or ``@`` in it is not
+    a host."""
     if not value or len(value) > 2048:
         return None
     kind = _ip_kind(value)
+    if kind is None and value.count(":") == 1:  # host:port, [v6]:port
+        value = value.rsplit(":", 1)[0]
+        kind = _ip_kind(value)
     if kind is not None:
-        text = value.strip("[]")
+        text = str(ipaddress.ip_address(value.strip("[]")))  # canonical form
         return NetworkIoc(kind, text) if c2_worthy(text) else None
-    if "." not in value or any(c.isspace() for c in value):
+    if "." not in value or any(c.isspace() or c in ":/@[]" for c in value):
         return None
     return NetworkIoc("domain", value.lower().rstrip("."))
+
+
+def _url(value: str | None) -> NetworkIoc | None:
+    """A URL as an indicator, unless its host is an address not worth blocking (a private
+    network, a public resolver): such a URL proves nothing and must not be blocked."""
+    if not value or len(value) > 2048:
+        return None
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        return None
+    if host is None:
+        return None
+    if _ip_kind(host) is not None and _host(host) is None:
+        return None
+    return NetworkIoc("url", value)
 
 
 def network_iocs(report: Report | None) -> tuple[NetworkIoc, ...]:
@@ -95,7 +121,7 @@ def network_iocs(report: Report | None) -> tuple[NetworkIoc, ...]:
 
     for ioc in report.iocs:
         if ioc.type == "url":
-            add(NetworkIoc("url", ioc.value) if len(ioc.value) <= 2048 else None)
+            add(_url(ioc.value))
         elif ioc.type in ("domain", "ipv4", "ipv6", "irc-server"):
             add(_host(ioc.value))
     for config in report.configs:
@@ -105,9 +131,7 @@ def network_iocs(report: Report | None) -> tuple[NetworkIoc, ...]:
                 add(_host(_text(conn.get("server_ip"))))
                 add(_host(_text(conn.get("server_domain"))))
         for entry in _dicts(data.get("http")):
-            uri = _text(entry.get("uri"))
-            if uri and len(uri) <= 2048:
-                add(NetworkIoc("url", uri))
+            add(_url(_text(entry.get("uri"))))
             add(_host(_text(entry.get("hostname"))))
         for entry in _dicts(data.get("ftp")):
             add(_host(_text(entry.get("hostname"))))
@@ -124,7 +148,14 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _sample(catalog: Catalog, conn: Connection, sha256: str) -> SampleData | None:
+def family_is(name: str) -> ColumnElement[bool]:
+    """The catalog's family equals ``name``: exactly, or in any case for ASCII letters
+    (SQLite's lower() folds only those; PostgreSQL's folds all)."""
+    return or_(SAMPLE.c.family == name, func.lower(SAMPLE.c.family) == name.lower())
+
+
+def _sample(catalog: Catalog, conn: Connection, sha256: str,
+            span: tuple[datetime, datetime] | None = None) -> SampleData | None:
     detail = get_sample(conn, sha256)
     if detail is None:
         return None
@@ -134,12 +165,11 @@ def _sample(catalog: Catalog, conn: Connection, sha256: str) -> SampleData | Non
     report = report_for(catalog, detail.sha256)
     updated = max([detail.last_seen] + ([report.created] if report else [])
                   + ([label.created] if label else []))
-    span = None
-    if family:
+    if family and span is None:
         low, high = conn.execute(select(func.min(SAMPLE.c.first_seen),
                                         func.max(SAMPLE.c.last_seen))
-                                 .where(func.lower(SAMPLE.c.family) == family.lower())).one()
-        span = (low, high)
+                                 .where(family_is(family))).one()
+        span = (low, high) if low is not None and high is not None else None
     return SampleData(
         sha256=detail.sha256, md5=detail.md5, sha1=detail.sha1, size=detail.size,
         file_type=detail.file_type, first_seen=detail.first_seen, last_seen=detail.last_seen,
@@ -160,7 +190,7 @@ def load_sample(catalog: Catalog, reference: str) -> SampleData | None:
 def family_name(conn: Connection, name: str) -> str | None:
     """The catalog's spelling of a family (matched without regard to case)."""
     row = conn.execute(select(SAMPLE.c.family, func.count().label("n"))
-                       .where(func.lower(SAMPLE.c.family) == name.strip().lower())
+                       .where(family_is(name.strip()))
                        .group_by(SAMPLE.c.family).order_by(func.count().desc(), SAMPLE.c.family)
                        .limit(1)).first()
     return None if row is None else str(row.family)
@@ -173,12 +203,23 @@ def load_family(catalog: Catalog, name: str, *, limit: int = MAX_FAMILY_SAMPLES
         canonical = family_name(conn, name)
         if canonical is None:
             return None
-        where = func.lower(SAMPLE.c.family) == canonical.lower()
+        where = family_is(canonical)
         total, low, high = conn.execute(select(func.count(), func.min(SAMPLE.c.first_seen),
                                                func.max(SAMPLE.c.last_seen)).where(where)).one()
         members = conn.execute(select(SAMPLE.c.sha256).where(where)
                                .order_by(SAMPLE.c.first_seen.desc(), SAMPLE.c.sha256)
                                .limit(limit)).scalars().all()
-        samples = [s for sha in members if (s := _sample(catalog, conn, sha)) is not None]
+        samples = [s for sha in members
+                   if (s := _sample(catalog, conn, sha, (low, high))) is not None]
     samples.sort(key=lambda s: s.sha256)
-    return FamilyData(canonical, int(total), low, high, samples)
+    # a family's document stays a size a consumer can take: at most MAX_FAMILY_INDICATORS
+    # network indicators in all, the samples' own first
+    room, cut = MAX_FAMILY_INDICATORS, 0
+    kept = []
+    for sample in samples:
+        network = sample.network[:max(room, 0)]
+        cut += len(sample.network) - len(network)
+        room -= len(network)
+        kept.append(sample if len(network) == len(sample.network)
+                    else dataclasses.replace(sample, network=network))
+    return FamilyData(canonical, int(total), low, high, kept, indicators_left_out=cut)

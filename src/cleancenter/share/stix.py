@@ -95,11 +95,14 @@ def _sample_object(sample: SampleData, file_id: str, creator: str) -> Obj:
 
 
 def _indicator(pattern: str, name: str, since: datetime, verdict: str | None,
-               creator: str, scope: str = "") -> Obj:
+               creator: str, scope: str = "", updated: datetime | None = None) -> Obj:
+    """``modified`` follows the data it was made from (a new verdict is a new version of
+    the same indicator, so a consumer takes the update)."""
     when = stix_time(since)
     return {"type": "indicator", "spec_version": SPEC,
             "id": _sdo_id("indicator", scope, pattern), "created_by_ref": creator,
-            "created": when, "modified": when, "name": name,
+            "created": when, "modified": stix_time(max(since, updated or since)),
+            "name": name,
             "indicator_types": _INDICATOR_TYPES.get(verdict or "", ["unknown"]),
             "pattern": pattern, "pattern_type": "stix", "pattern_version": SPEC,
             "valid_from": when}
@@ -123,8 +126,12 @@ def _network_indicators(samples: Iterable[SampleData], creator: str, scope: str)
             seen = first.get(ioc)
             if seen is None or sample.first_seen < seen.first_seen:
                 first[ioc] = sample
+    newest: dict[NetworkIoc, datetime] = {}
+    for sample in samples:
+        for ioc in sample.network:
+            newest[ioc] = max(newest.get(ioc, sample.updated), sample.updated)
     return [_indicator(network_pattern(ioc), f"{_NETWORK_OBJECT[ioc.kind]} {ioc.value}",
-                       sample.first_seen, sample.verdict, creator, scope)
+                       sample.first_seen, sample.verdict, creator, scope, newest[ioc])
             for ioc, sample in sorted(first.items())]
 
 
@@ -139,7 +146,7 @@ def _sample_objects(sample: SampleData, family: Obj | None, cid: str) -> tuple[O
     file_obj = file_object(sample)
     malware = _sample_object(sample, file_obj["id"], cid)
     indicator = _indicator(file_pattern(sample), f"file {sample.sha256}", sample.first_seen,
-                           sample.verdict, cid)
+                           sample.verdict, cid, updated=sample.updated)
     objects = [file_obj, malware, indicator, _relationship(indicator, "indicates", malware, cid)]
     if family is not None:
         objects.append(_relationship(malware, "variant-of", family, cid))

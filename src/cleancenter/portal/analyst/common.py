@@ -69,15 +69,19 @@ def family_url(name: str) -> str:
 
 def parse_day(text: str | None, *, end: bool = False) -> datetime | None:
     """``YYYY-MM-DD`` (or a full ISO time) as UTC; a day as its start (``end``: the next
-    day's start, so "until" includes the day). Raises ValueError."""
+    day's start, so "until" includes the day). Raises ValueError, also for a time out of
+    range (9999-12-31 as an end, year 1 with a positive offset)."""
     text = (text or "").strip()
     if not text:
         return None
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1 if end else 0)
-    value = datetime.fromisoformat(text)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time(), tzinfo=UTC) + timedelta(days=1 if end else 0)
+        value = datetime.fromisoformat(text)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} is out of range") from exc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import Table, select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cleancenter.center import Center
@@ -86,6 +87,9 @@ async def release_build(request: Request, principal: Principal = ANALYST) -> Res
         version = await run_in_threadpool(_build, center_of(request))
     except (KeyProblem, GoodwareError, BuildProblem, OSError) as exc:
         return _listing(request, problem=str(exc), status_code=409)
+    except SQLAlchemyError as exc:  # e.g. a release recorded by a build on another machine
+        return _listing(request, problem=f"the release could not be recorded: "
+                                         f"{type(exc).__name__}", status_code=409)
     return RedirectResponse(f"/analyst/releases?built={version}", status_code=303)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from cleancenter.portal.analyst.common import (
 )
 from cleancenter.portal.auth import Principal
 from cleancenter.portal.search import SampleSearch, search_samples
-from cleancenter.share.gather import family_name, load_family, load_sample
+from cleancenter.share.gather import FamilyData, family_name, load_family, load_sample
 from cleancenter.share.misp import misp_family_event, misp_sample_event
 from cleancenter.share.stix import MEDIA_TYPE, stix_family_bundle, stix_sample_bundle
 from cleancenter.store.catalog import SAMPLE
@@ -183,11 +184,29 @@ def sample(request: Request, sha256: SHA256, principal: Principal = ANALYST) -> 
     return page(request, "analyst/sample.html", inert(context))
 
 
-def _download(document: dict[str, Any], filename: str, media_type: str) -> Response:
-    body = json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+def _download(body: bytes, filename: str, media_type: str,
+              extra: dict[str, str] | None = None) -> Response:
     return Response(body, media_type=media_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"})
+        "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow", **(extra or {})})
+
+
+def _serialize(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+async def _family_document(request: Request, name: str,
+                           build: Callable[[FamilyData], dict[str, Any]]
+                           ) -> tuple[FamilyData, bytes]:
+    """Gather, build and serialize off the event loop: a family can be large."""
+    def work() -> tuple[FamilyData, bytes] | None:
+        data = load_family(center_of(request).catalog, name)
+        return None if data is None else (data, _serialize(build(data)))
+
+    done = await run_in_threadpool(work)
+    if done is None:
+        raise not_found()
+    return done
 
 
 async def _sample_data(request: Request, sha256: str) -> Any:
@@ -201,14 +220,16 @@ async def _sample_data(request: Request, sha256: str) -> Any:
 async def sample_stix(request: Request, sha256: SHA256, principal: Principal = ANALYST
                       ) -> Response:
     data = await _sample_data(request, sha256)
-    return _download(stix_sample_bundle(data), f"{data.sha256}.stix.json", MEDIA_TYPE)
+    body = await run_in_threadpool(lambda: _serialize(stix_sample_bundle(data)))
+    return _download(body, f"{data.sha256}.stix.json", MEDIA_TYPE)
 
 
 @router.get("/samples/{sha256}/misp")
 async def sample_misp(request: Request, sha256: SHA256, principal: Principal = ANALYST
                       ) -> Response:
     data = await _sample_data(request, sha256)
-    return _download(misp_sample_event(data), f"{data.sha256}.misp.json", "application/json")
+    body = await run_in_threadpool(lambda: _serialize(misp_sample_event(data)))
+    return _download(body, f"{data.sha256}.misp.json", "application/json")
 
 
 @router.get("/families")
@@ -238,21 +259,17 @@ def _safe_file_name(name: str) -> str:
 @router.get("/families/{name:path}/stix")
 async def family_stix(request: Request, name: FAMILY, principal: Principal = ANALYST
                       ) -> Response:
-    data = await run_in_threadpool(load_family, center_of(request).catalog, name)
-    if data is None:
-        raise not_found()
-    return _download(stix_family_bundle(data), f"{_safe_file_name(data.name)}.stix.json",
-                     MEDIA_TYPE)
+    data, body = await _family_document(request, name, stix_family_bundle)
+    return _download(body, f"{_safe_file_name(data.name)}.stix.json", MEDIA_TYPE,
+                     {"X-Indicators-Left-Out": str(data.indicators_left_out)})
 
 
 @router.get("/families/{name:path}/misp")
 async def family_misp(request: Request, name: FAMILY, principal: Principal = ANALYST
                       ) -> Response:
-    data = await run_in_threadpool(load_family, center_of(request).catalog, name)
-    if data is None:
-        raise not_found()
-    return _download(misp_family_event(data), f"{_safe_file_name(data.name)}.misp.json",
-                     "application/json")
+    data, body = await _family_document(request, name, misp_family_event)
+    return _download(body, f"{_safe_file_name(data.name)}.misp.json", "application/json",
+                     {"X-Indicators-Left-Out": str(data.indicators_left_out)})
 
 
 @router.get("/families/{name:path}")
