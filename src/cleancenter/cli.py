@@ -14,6 +14,7 @@ from cleancenter.config import SETTINGS, ConfigError, load_settings
 from cleancenter.console import EXIT_ERROR, err, out, print_json
 from cleancenter.definitions.cli import definitions_app, keys_app
 from cleancenter.demo import demo_command
+from cleancenter.jobs.cli import jobs_app, worker_command
 from cleancenter.notify.cli import isp_app, notify_app
 from cleancenter.notify.isp.cli import isp_side_app
 from cleancenter.portal.auth.cli import tokens_app, users_app
@@ -98,6 +99,8 @@ app.command("demo")(demo_command)
 app.command("serve")(serve_command)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.command("worker")(worker_command)
+app.add_typer(jobs_app, name="jobs")
 
 
 def main() -> None:

@@ -23,8 +23,13 @@ DEFAULT_DATA_DIR = Path("cleancenter-data")
 SETTINGS: dict[str, str] = {
     "data_dir": "folder holding blobs, the SQLite catalog and work files",
     "database_url": "SQLAlchemy URL of the catalog (default: SQLite file in the data dir)",
-    "broker_url": "message broker for scale-out workers (unused until workers exist)",
+    "broker_url": "message broker of the analysis workers (redis://... or amqp://...)",
+    "job_queue_prefix": "prefix of the broker queue names (several centers on one broker)",
+    "broker_visibility_timeout": "seconds before Redis hands an unacknowledged task to "
+    "another worker (longer than any task)",
 }
+DEFAULT_JOB_QUEUE_PREFIX = "cleancenter."
+DEFAULT_VISIBILITY_TIMEOUT = 600.0
 
 
 class ConfigError(Exception):
@@ -43,6 +48,8 @@ class Settings:
     data_dir: Path
     database_url: str
     broker_url: str | None
+    job_queue_prefix: str = DEFAULT_JOB_QUEUE_PREFIX
+    broker_visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
     sources: dict[str, Setting] = field(default_factory=dict, compare=False)
 
     @property
@@ -90,6 +97,9 @@ def load_settings(
         "data_dir": Setting("data_dir", str(DEFAULT_DATA_DIR), "default"),
         "database_url": Setting("database_url", None, "default"),
         "broker_url": Setting("broker_url", None, "default"),
+        "job_queue_prefix": Setting("job_queue_prefix", DEFAULT_JOB_QUEUE_PREFIX, "default"),
+        "broker_visibility_timeout": Setting("broker_visibility_timeout",
+                                             str(DEFAULT_VISIBILITY_TIMEOUT), "default"),
     }
 
     path = config_file
@@ -118,9 +128,19 @@ def load_settings(
     db = chosen["database_url"]
     if db.value is None:
         chosen["database_url"] = Setting("database_url", default_sqlite_url(data_dir), db.source)
+    visibility = chosen["broker_visibility_timeout"]
+    try:
+        visibility_timeout = float(visibility.value or DEFAULT_VISIBILITY_TIMEOUT)
+    except ValueError:
+        visibility_timeout = -1.0
+    if visibility_timeout <= 0:
+        raise ConfigError(f"broker_visibility_timeout ({visibility.source}) must be a "
+                          f"positive number of seconds, not {visibility.value!r}")
     return Settings(
         data_dir=data_dir,
         database_url=chosen["database_url"].value or default_sqlite_url(data_dir),
         broker_url=chosen["broker_url"].value,
+        job_queue_prefix=chosen["job_queue_prefix"].value or "",
+        broker_visibility_timeout=visibility_timeout,
         sources=chosen,
     )

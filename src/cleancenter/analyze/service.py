@@ -202,6 +202,13 @@ class AnalysisService:
                 yield result
                 self._advance()
 
+    def store(self, result: TaskResult) -> tuple[AnalyzeSummary, list[str]]:
+        """Write one task's result as `run` does (for tasks run elsewhere, e.g. by Celery
+        workers): the summary of this one result, and the sha256 of new children."""
+        summary = AnalyzeSummary(requested=1)
+        children = self._store(result, summary)
+        return summary, children
+
     def _advance(self) -> None:
         if self.progress is not None:
             self.progress.advance()

@@ -358,3 +358,25 @@ class PortalSession(Base):
     created: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     expires: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Job(Base):
+    """One analysis task handed to the workers: who runs it, how it went (the broker holds
+    the message; this row is what `jobs status` and the analysts see)."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_state_priority", "state", "priority"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "analyze"
+    priority: Mapped[int] = mapped_column(Integer)  # 9 submission, 0 honeypot backlog
+    queue: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))  # queued, running, failed, done
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    enqueued: Mapped[datetime] = mapped_column(UTCDateTime)
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime)
