@@ -7,8 +7,11 @@ rounds; medians), so that both see the same load on a shared machine. Peers: Pyt
 loop for the text formats (dhcpd.leases, detail, CGNAT); for the CSV formats also
 ``pandas.read_csv`` (all columns as text) when pandas is installed (it is not a
 dependency: ``.venv/bin/pip install pandas``).
-Kea is timed twice: the streaming reader (`open_leases`) and the columnar one
-(`read_columns`, numpy columns for `LeaseIndex.from_columns`). Goal: >= 500,000 lines/s.
+Kea and radacct are timed twice: the streaming reader (`open_leases`) and the columnar
+one (`read_columns`, numpy columns for `LeaseIndex.from_columns`; both formats have a
+columnar reader of their own). Goal: >= 500,000 lines/s. Besides wall time, each row has
+the CPU time (`time.process_time`) of reader and peer: on a busy machine it is the
+steadier figure. The load average is recorded at the start (`machine`) and at the end.
 
     .venv/bin/python bench/lease_readers.py --lines 1000000 --runs 3
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -213,6 +217,7 @@ FORMATS: dict[str, tuple[Callable[[Path, int, random.Random], None], Callable[[P
     "kea6": (gen_kea6, peer_csv, "csv.reader"),
     "kea6-columns": (gen_kea6, peer_csv, "csv.reader"),
     "radacct": (gen_radacct, peer_csv, "csv.reader"),
+    "radacct-columns": (gen_radacct, peer_csv, "csv.reader"),
     "radius-detail": (gen_detail, peer_lines, "for line in f"),
     "cgnat": (gen_cgnat, peer_lines, "for line in f"),
 }
@@ -234,7 +239,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", choices=sorted(FORMATS))
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results = {"machine": machine(), "lines": args.lines, "runs": args.runs, "formats": {}}
+    formats: dict[str, dict[str, object]] = {}
+    results: dict[str, object] = {"machine": machine(), "lines": args.lines, "runs": args.runs,
+                                  "formats": formats}
     print(json.dumps(results["machine"]))
     with tempfile.TemporaryDirectory(prefix="lease-bench-") as tmp:
         for fmt, (gen, peer, peer_name) in FORMATS.items():
@@ -244,22 +251,27 @@ def main() -> None:
             if not path.exists():
                 gen(path, args.lines, random.Random(args.seed))
             lines = peer_lines(path)
-            base = "kea" if fmt.startswith("kea") else fmt  # kea6: the same reader
+            # kea6: the same reader as kea; "-columns": read_columns of the format
+            base = "kea" if fmt.startswith("kea") else fmt.removesuffix("-columns")
             ours = columns(base) if fmt.endswith("-columns") else reader(base)
             peers: list[Callable[[Path], int]] = [peer]
             if peer is peer_csv and pandas_installed() and not fmt.endswith("-columns"):
                 peers.append(peer_pandas)
             # round robin (ours, then each peer, per run): all see the same load
             times: list[list[float]] = [[] for _ in range(1 + len(peers))]
+            cpu: list[list[float]] = [[] for _ in range(1 + len(peers))]
             leases = 0
             for _ in range(args.runs):
                 for k, fn in enumerate([ours, *peers]):
+                    c0 = time.process_time()
                     t0 = time.perf_counter()
                     got = fn(path)
                     times[k].append(time.perf_counter() - t0)
+                    cpu[k].append(time.process_time() - c0)
                     if k == 0:
                         leases = got
             t_reader, t_peer = statistics.median(times[0]), statistics.median(times[1])
+            c_reader, c_peer = statistics.median(cpu[0]), statistics.median(cpu[1])
             row: dict[str, object] = {
                 "lines": lines,
                 "leases": leases,
@@ -269,11 +281,16 @@ def main() -> None:
                 "peer_lines_per_s": round(lines / t_peer),
                 "ratio": round(t_peer / t_reader, 3),
                 "goal_met": lines / t_reader >= 500_000,
+                "reader_cpu_s": round(c_reader, 3),
+                "reader_cpu_lines_per_s": round(lines / c_reader),
+                "peer_cpu_lines_per_s": round(lines / c_peer),
             }
             if len(peers) > 1:
                 row["pandas_read_csv_lines_per_s"] = round(lines / statistics.median(times[2]))
-            results["formats"][fmt] = row  # type: ignore[index]
+            formats[fmt] = row
             print(fmt, json.dumps(row), flush=True)
+    results["load_end"] = os.getloadavg()
+    print(json.dumps({"load_avg_at_end": results["load_end"]}))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -37,7 +37,9 @@ Formats (``FORMATS``; `detect_format` tells them apart from the first 64 KiB):
 
 `read_columns` gives the same leases and errors as numpy columns (`LeaseColumns`, for
 `LeaseIndex.from_columns`); for Kea it has its own reader, which holds the file's rows
-(not only per-address state) and does the DHCP history in numpy.
+(not only per-address state) and does the DHCP history in numpy, and for radacct one
+that takes plain blocks a column at a time (times of the usual ISO forms parsed by
+numpy) and reads any other row or block with the streaming reader's code.
 
 The one-record-per-line readers (Kea, radacct, CGNAT) read blocks of 1 MiB, split rows
 themselves and check IPv4 addresses with `socket.inet_pton`; a line with a quote, a stray
@@ -52,6 +54,7 @@ or at the end of the file. A lease's ``source`` is the line of the record that b
 
 from __future__ import annotations
 
+import collections
 import csv
 import gzip
 import io
@@ -705,16 +708,19 @@ class Picked(Sequence[_T]):
 def read_columns(path: Path | str, fmt: str | None = None) -> LeaseColumns:
     """`open_leases` as columns (same leases in the same order, same errors).
 
-    Kea files have a reader of their own (the goal of issue #5: >= 500,000 lines/s,
-    which the streaming reader misses on DHCP logs where addresses change hands all the
-    time: its per-address history is bound by memory); it holds the whole file as
-    columns, not per-address state. Its times must fit int64 ns (years 1678-2261): a row
-    outside is an error here (`open_leases` takes it). The other formats are read by
-    `open_leases` and turned into columns.
+    Kea and radacct files have readers of their own (the goal of issue #5: >= 500,000
+    lines/s, which the streaming readers miss: Kea's per-address history is bound by
+    memory, radacct spends its time on `Lease` objects and datetimes); the Kea one holds
+    the whole file as columns, not per-address state. Their times must fit int64 ns
+    (years 1678-2261): a row outside is an error here (`open_leases` takes it). The other
+    formats are read by `open_leases` and turned into columns.
     """
     path = Path(path)
-    if fmt == "kea" or (fmt is None and _detect_file(path) == "kea"):
+    kind = fmt if fmt is not None else _detect_file(path)
+    if kind == "kea":
         return _kea_columns(path)
+    if kind == "radacct":
+        return _radacct_columns(path)
     leases: list[Lease] = []
     errors: list[LeaseError] = []
     for item in open_leases(path, fmt):
@@ -747,19 +753,42 @@ def _columns(name: str, leases: list[Lease], errors: list[LeaseError]) -> LeaseC
         i64(-1 if x.port_end is None else x.port_end for x in leases), ip4, errors)
 
 
+def _ints(texts: list[str]) -> NDArray[np.int64]:
+    """``[int(x) for x in texts]`` as int64 (ValueError, OverflowError as `int` and numpy
+    raise them); texts of ASCII digits all of one width (up to 18) are read by numpy."""
+    count = len(texts)
+    size = len(texts[0]) if count else 0
+    if size and texts[-1] == texts[0] and texts.count(texts[0]) == count:  # one value
+        return np.full(count, int(texts[0]), dtype=np.int64)
+    if 0 < size <= 18:
+        arr = np.frombuffer(("\n".join(texts) + "\n").encode("utf-8"), dtype=np.uint8)
+        # texts have no "\n": all are `size` bytes when the "\n"s are where they would be
+        if len(arr) == count * (size + 1) and (arr[size::size + 1] == 10).all():
+            m = arr.reshape(count, size + 1)[:, :size] - np.uint8(48)  # below "0" wraps
+            if not (m > 9).any():
+                value = m[:, 0].astype(np.int64)
+                for i in range(1, size):
+                    value = value * 10 + m[:, i]
+                return value
+    return np.fromiter(map(int, texts), dtype=np.int64, count=count)
+
+
 def _kea_columns(path: Path) -> LeaseColumns:
     """`read_kea` as columns: one pass that keeps every good row (address, times, key,
     hostname, line), then the per-address history of `_History` in numpy on the rows
     sorted by address (`_kea_history`).
 
     A block of lines where every line has the header's number of fields, every address
-    is IPv4 in normal form, every lifetime and expiry a number and every time in range
-    is taken a column at a time (C loops: ``map``, slices, numpy); any other block row by
-    row, as `read_kea` does.
+    is IPv4 in normal form (v4 files) or an address (v6 files, no prefixes), every
+    lifetime and expiry a number and every time in range is taken a column at a time (C
+    loops: ``map``, slices, numpy); any other block row by row, as `read_kea` does. In a
+    v6 file each row gets the id of its address in normal form (a dict from the text as
+    written, so that each text is normalized once per file), and rows are grouped by id.
     """
     name = str(path)
     errors: list[LeaseError] = []
-    texts: list[str] = []  # the normalized address of each good row
+    texts: list[str] = []  # the normalized address of each good row (v4 files)
+    addr_ids: list[NDArray[np.int64]] = []  # per block, the id of each row's address (v6)
     packed: list[bytes] = []  # its 4 bytes when it is an IPv4 address, else _NOT_V4
     other: list[int] = []  # rows whose address is not an IPv4 address
     starts: list[NDArray[np.int64]] = []  # per block
@@ -777,6 +806,16 @@ def _kea_columns(path: Path) -> LeaseColumns:
         day_of = days.get
         ip_of = _ip_cache.get
         pton, af_inet = _inet_pton, _AF_INET
+        # v6 files: rows are grouped by an id per address (prefix), given in the order
+        # the normal forms are first seen; the texts as written map to it too
+        norm_ids: dict[str, int] = {}
+        raw_ids: dict[str, int] = {}
+        id_of = raw_ids.get
+
+        def _kea_id(text: str) -> int:
+            value = raw_ids[text] = norm_ids.setdefault(ip_of(text) or norm_ip(text),
+                                                        len(norm_ids))
+            return value
 
         def by_columns(data: bytes, first: int) -> int:
             """Take the lines of ``data`` a column at a time: their number, or 0 (and
@@ -794,19 +833,22 @@ def _kea_columns(path: Path) -> LeaseColumns:
             if len(flat) != count * (n + 1) - 1 or flat[n::n + 1].count("\n") != count - 1:
                 return 0
             addr = flat[i_addr::n + 1]
+            ids = np.zeros(0, dtype=np.int64)
+            four: list[bytes] = []
             try:
-                if pd:  # Kea v6: addresses (no prefixes) to normal form
-                    if "2" in flat[i_type::n + 1]:
+                if pd:  # Kea v6: each address text to the id of its normal form
+                    if "2" in flat[i_type::n + 1]:  # lease_type 2: prefixes, row by row
                         return 0
-                    norm = list(map(ip_of, addr))
-                    if None in norm:
-                        norm = [x or norm_ip(a) for x, a in zip(norm, addr, strict=True)]
-                    addr = cast(list[str], norm)
-                    four = []  # v6 files: grouped by text (`_kea_history`)
+                    got = list(map(id_of, addr))
+                    if None in got:  # texts not seen before
+                        for i in itertools.compress(range(count), map(
+                                operator.is_, got, itertools.repeat(None))):
+                            got[i] = _kea_id(addr[i])
+                    ids = np.array(got, dtype=np.int64)
                 else:
                     four = list(map(pton, itertools.repeat(af_inet), addr))
-                valid = np.array(list(map(int, flat[i_valid::n + 1])), dtype=np.int64)
-                expire = np.array(list(map(int, flat[i_exp::n + 1])), dtype=np.int64)
+                valid = _ints(flat[i_valid::n + 1])
+                expire = _ints(flat[i_exp::n + 1])
             except (OSError, ValueError, OverflowError, BadValue):
                 return 0
             if valid.min() < 0 or expire.min() < 0:
@@ -831,8 +873,11 @@ def _kea_columns(path: Path) -> LeaseColumns:
             if "" in key:
                 key = ([a or b or None for a, b in zip(key, flat[i_key2::n + 1], strict=True)]
                        if i_key2 >= 0 else [a or None for a in key])
-            texts.extend(addr)
-            packed.extend(four)
+            if pd:
+                addr_ids.append(ids)
+            else:
+                texts.extend(addr)
+                packed.extend(four)
             starts.append(start)
             ends.append(np.where(open_, -1, expire))
             nos.append(np.arange(first, first + count, dtype=np.int64))
@@ -851,6 +896,7 @@ def _kea_columns(path: Path) -> LeaseColumns:
             b_starts: list[int] = []
             b_ends: list[int] = []
             b_nos: list[int] = []
+            b_ids: list[int] = []
             for f in map(str.split, block, itertools.repeat(",")):
                 no += 1
                 if len(f) != n:
@@ -902,12 +948,14 @@ def _kea_columns(path: Path) -> LeaseColumns:
                     host_ = host_.replace("&#x2c", ",")
                     if "&#x" in host_:
                         host_ = _KEA_ESCAPE.sub(_kea_char, host_)
-                if not pd:
+                if pd:
+                    b_ids.append(norm_ids.setdefault(ip, len(norm_ids)))
+                else:
                     if b is None:
                         other.append(len(texts))
                         b = _NOT_V4
                     packed.append(b)
-                texts.append(ip)
+                    texts.append(ip)
                 b_starts.append(start_)
                 b_ends.append(end_)
                 b_nos.append(no)
@@ -916,8 +964,13 @@ def _kea_columns(path: Path) -> LeaseColumns:
             starts.append(np.array(b_starts, dtype=np.int64))
             ends.append(np.array(b_ends, dtype=np.int64))
             nos.append(np.array(b_nos, dtype=np.int64))
+            if pd:
+                addr_ids.append(np.array(b_ids, dtype=np.int64))
+    if pd:
+        return _kea_history(name, list(norm_ids), [], [], _cat(starts), _cat(ends), keys,
+                            hosts, _cat(nos), errors, ids=_cat(addr_ids))
     return _kea_history(name, texts, packed, other, _cat(starts), _cat(ends), keys, hosts,
-                        _cat(nos), errors, wide=pd)
+                        _cat(nos), errors)
 
 
 
@@ -925,44 +978,49 @@ def _cat(parts: list[NDArray[np.int64]]) -> NDArray[np.int64]:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-_text_hash = hash  # tests make it collide
+def _stable_argsort(keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``np.argsort(keys, kind="stable")``; keys of 0 to 2**32 - 1 as one or two radix
+    sorts of 16 bits (numpy sorts 16-bit keys by radix, several times faster)."""
+    if not len(keys) or keys.min() < 0 or keys.max() >= 1 << 32:
+        return np.argsort(keys, kind="stable").astype(np.int64)
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if keys.max() < 1 << 16:
+        return low.astype(np.int64)
+    high = (keys[low] >> 16).astype(np.uint16)
+    return low[np.argsort(high, kind="stable")].astype(np.int64)
 
 
 def _kea_history(name: str, texts: list[str], packed: list[bytes], other: list[int],
                  starts: NDArray[np.int64], ends: NDArray[np.int64], keys: list[str | None],
                  hosts: list[str | None], nos: NDArray[np.int64],
-                 errors: list[LeaseError], wide: bool = False) -> LeaseColumns:
+                 errors: list[LeaseError], ids: NDArray[np.int64] | None = None
+                 ) -> LeaseColumns:
     """`_History` over all rows at once. Rows sorted by address (stably: file order within
     an address); a row continues the lease before it when `_History.add` would merge it:
     same address and client (not None), starts no later than the lease's end so far (the
     previous row's end) and no earlier than the lease's start. Every other row begins a
-    lease, which ends the previous one of its address where it starts (if inside it)."""
-    n = len(texts)
-    ids: dict[str, int] = {}
-    if wide:  # v6 files: the hash of the normalized text (checked below)
-        addr = np.fromiter(map(_text_hash, texts), dtype=np.int64, count=n)
+    lease, which ends the previous one of its address where it starts (if inside it).
+
+    Addresses: ``packed`` (4 bytes per row; ``other``: rows that are not IPv4, by
+    ``texts``), or with ``ids`` (v6 files) the index of each row's address in ``texts``."""
+    if ids is not None:
+        n = len(ids)
+        addr = ids
     else:
+        n = len(texts)
+        names: dict[str, int] = {}
         addr = np.frombuffer(b"".join(packed), dtype=">u4").astype(np.int64)
-    if other:
-        addr[np.array(other, dtype=np.int64)] = [
-            (1 << 32) + ids.setdefault(texts[i], len(ids)) for i in other]
-    order = np.argsort(addr, kind="stable")
+        if other:
+            addr[np.array(other, dtype=np.int64)] = [
+                (1 << 32) + names.setdefault(texts[i], len(names)) for i in other]
+    order = _stable_argsort(addr)
     a = addr[order]
     same = np.zeros(n, dtype=bool)  # the row before (sorted) has the same address
     same[1:] = a[1:] == a[:-1]
-    if wide:
-        pos = np.flatnonzero(same)
-        text = np.array(texts, dtype=object)
-        if not (text[order[pos]] == text[order[pos - 1]]).all():  # one hash, two texts
-            addr = np.fromiter((ids.setdefault(x, len(ids)) for x in texts),
-                               dtype=np.int64, count=n)
-            order = np.argsort(addr, kind="stable")
-            a = addr[order]
-            same[1:] = a[1:] == a[:-1]
     s = starts[order]
     e = ends[order]
-    has_key = np.fromiter(map(operator.is_not, keys, itertools.repeat(None)), dtype=bool,
-                          count=n)[order]
+    has_key = (np.fromiter(map(operator.is_not, keys, itertools.repeat(None)), dtype=bool,
+                           count=n)[order] if None in keys else np.ones(n, dtype=bool))
     key_hash = np.fromiter(map(hash, keys), dtype=np.int64, count=n)[order]
     idx = np.arange(n, dtype=np.int64)
     merge = np.zeros(n, dtype=bool)
@@ -995,23 +1053,23 @@ def _kea_history(name: str, texts: list[str], packed: list[bytes], other: list[i
     s2 = s[np.where(superseded, nxt, 0)]
     cut = superseded & (start <= s2) & ((end == -1) | (s2 < end))
     end = np.where(cut, s2, end)
-    host_row = np.maximum.accumulate(np.where(
-        np.fromiter(map(operator.is_not, hosts, itertools.repeat(None)), dtype=bool,
-                    count=n)[order], idx, -1))[last]
+    has_host = (np.fromiter(map(operator.is_not, hosts, itertools.repeat(None)), dtype=bool,
+                            count=n)[order] if None in hosts else np.ones(n, dtype=bool))
+    host_row = np.maximum.accumulate(np.where(has_host, idx, -1))[last]
     # output order of `read_kea`: a superseded lease when the row that supersedes it is
     # read, the others at the end in the order their address first appeared
     group_first = np.maximum.accumulate(np.where(~same, idx, 0))[hp]
     when = np.where(superseded, order[np.where(superseded, nxt, 0)],
                     order[group_first] + n)
-    out = np.argsort(when, kind="stable")
+    out = _stable_argsort(when)
     hp, start, end, host_row = hp[out], start[out], end[out], host_row[out]
     rows = order[hp]
-    ip4 = None if other or wide else a[hp].astype(np.uint32)
+    ip4 = None if other or ids is not None else a[hp].astype(np.uint32)
     none = np.full(len(hp), -1, dtype=np.int64)
     host_of = np.where(host_row >= hp, order[np.maximum(host_row, 0)], -1)
     hosts.append(None)  # row -1: no hostname
     return LeaseColumns(
-        name, Picked(texts, rows), start * 1_000_000_000,
+        name, Picked(texts, rows if ids is None else a[hp]), start * 1_000_000_000,
         np.where(end == -1, OPEN_NS, end * 1_000_000_000),
         Picked(keys, rows), Picked(hosts, host_of), nos[rows], none, none.copy(), ip4,
         errors)
@@ -1047,6 +1105,32 @@ def _csv_row(first: str, no: int, lines: Iterator[str], delimiter: str,
     return row, end
 
 
+_RadacctHeader = tuple[str, int, int, int, int, int, int, tuple[int, ...]]
+# delimiter, number of columns, acctstarttime, acctstoptime, username, callingstationid,
+# the first address column, the other address columns (-1: no such column)
+
+
+def _radacct_header(name: str, lines: Iterator[str], bad: dict[int, LeaseError],
+                    tail: list[int]) -> tuple[list[LeaseError], _RadacctHeader | None, int]:
+    """The header row from ``lines``: (its errors, its columns or None when it is not a
+    radacct header, the number of its last line)."""
+    first = next(lines, "")
+    delimiter = "\t" if "\t" in first else ","
+    header, no = _csv_row(first, 1, lines, delimiter, tail)
+    errors = [bad.pop(i) for i in sorted(k for k in bad if k <= no)] if bad else []
+    if isinstance(header, str):
+        header = []
+    col = {c.strip().lower(): i for i, c in enumerate(header)}
+    addr_cols = [col[c] for c in RADACCT_ADDRESS_COLUMNS if c in col]
+    if "acctstarttime" not in col or not addr_cols:
+        errors.append(LeaseError(name, 1, "not a radacct header (needs acctstarttime and "
+                                          "framedipaddress)"))
+        return errors, None, no
+    return errors, (delimiter, len(header), col["acctstarttime"], col.get("acctstoptime", -1),
+                    col.get("username", -1), col.get("callingstationid", -1), addr_cols[0],
+                    tuple(addr_cols[1:])), no
+
+
 def read_radacct(path: Path) -> Iterator[LeaseItem]:
     """FreeRADIUS ``radacct`` rows exported as CSV with a header: one lease per address.
 
@@ -1059,132 +1143,547 @@ def read_radacct(path: Path) -> Iterator[LeaseItem]:
         tail: list[int] = []
         lines = itertools.chain.from_iterable(_blocks(fh, name, 1, bad, tail=tail,
                                                       csv_crlf=True))
-        first = next(lines, "")
-        delimiter = "\t" if "\t" in first else ","
-        header, no = _csv_row(first, 1, lines, delimiter, tail)
-        if bad:
-            for i in sorted(k for k in bad if k <= no):
-                yield bad.pop(i)
-        if isinstance(header, str):
-            header = []
-        col = {c.strip().lower(): i for i, c in enumerate(header)}
-        addr_cols = [col[c] for c in RADACCT_ADDRESS_COLUMNS if c in col]
-        if "acctstarttime" not in col or not addr_cols:
-            yield LeaseError(name, 1, "not a radacct header (needs acctstarttime and "
-                                      "framedipaddress)")
-            return
-        i_start = col["acctstarttime"]
-        i_stop = col.get("acctstoptime", -1)
-        i_user = col.get("username", -1)
-        i_calling = col.get("callingstationid", -1)
-        n = len(header)
-        i_addr, more_cols = addr_cols[0], addr_cols[1:]
-        nulls = _NULLS
-        ip_of = _ip_cache.get
-        pton, af_inet = _inet_pton, _AF_INET
-        iso = datetime.fromisoformat
-        utc = UTC
-        last_start: str | None = None  # the text of the previous row's start, and its time
-        last_stop: str | None = None
-        last_start_time = last_stop_time = datetime(1970, 1, 1, tzinfo=UTC)
-        for line in lines:
-            no += 1
-            if not line:
-                if bad:
-                    err = bad.pop(no, None)
-                    if err is not None:
-                        yield err
-                continue
-            if '"' in line or "\r" in line:
-                if '"' not in line and "\r" not in line.rstrip("\r"):
-                    line = line.rstrip("\r")  # a CRLF line end
-                    if not line:
-                        continue
-                    row = line.split(delimiter)
-                else:
-                    first_no = no
-                    got, no = _csv_row(line, no, lines, delimiter, tail)
-                    if bad:
-                        for i in sorted(k for k in bad if first_no <= k <= no):
-                            yield bad.pop(i)
-                    if isinstance(got, str):
-                        yield LeaseError(name, no, got)
-                        continue
-                    if not got:
-                        continue
-                    row = got
-            else:
+        errors, head, no = _radacct_header(name, lines, bad, tail)
+        yield from errors
+        if head is not None:
+            yield from _radacct_rows(name, head, lines, lines, no, bad, tail)
+
+
+def _radacct_rows(name: str, head: _RadacctHeader, lines: Iterable[str], rest: Iterator[str],
+                  no: int, bad: dict[int, LeaseError],
+                  tail: list[int]) -> Iterator[LeaseItem]:
+    """The items of the rows of ``lines`` (``no``: the number of the line before them); a
+    quoted field that goes on past a line takes the next lines from ``rest`` (for
+    `read_radacct`, ``lines`` itself)."""
+    delimiter, n, i_start, i_stop, i_user, i_calling, i_addr, more_cols = head
+    nulls = _NULLS
+    ip_of = _ip_cache.get
+    pton, af_inet = _inet_pton, _AF_INET
+    iso = datetime.fromisoformat
+    utc = UTC
+    last_start: str | None = None  # the text of the previous row's start, and its time
+    last_stop: str | None = None
+    last_start_time = last_stop_time = datetime(1970, 1, 1, tzinfo=UTC)
+    for line in lines:
+        no += 1
+        if not line:
+            if bad:
+                err = bad.pop(no, None)
+                if err is not None:
+                    yield err
+            continue
+        if '"' in line or "\r" in line:
+            if '"' not in line and "\r" not in line.rstrip("\r"):
+                line = line.rstrip("\r")  # a CRLF line end
+                if not line:
+                    continue
                 row = line.split(delimiter)
-            if len(row) != n:
-                yield LeaseError(name, no, f"{len(row)} fields, the header has {n}")
-                continue
-            try:
-                text = row[i_start]
-                if text == last_start:  # logs in time order: the same second again
-                    start = last_start_time
-                else:
-                    try:  # `parse_iso`, its common case inlined
-                        start = iso(text)
-                    except ValueError:
-                        raise BadValue(f"bad timestamp {text[:64]!r}") from None
-                    if start.tzinfo is not utc:
-                        start = parse_iso(text)
-                    last_start, last_start_time = text, start
-                text = row[i_stop] if i_stop >= 0 else ""
-                if text in nulls:
-                    end = None
-                else:
-                    if text == last_stop:
-                        end = last_stop_time
-                    else:
-                        try:
-                            end = iso(text)
-                        except ValueError:
-                            raise BadValue(f"bad timestamp {text[:64]!r}") from None
-                        if end.tzinfo is not utc:
-                            end = parse_iso(text)
-                        last_stop, last_stop_time = text, end
-                    if end < start:
-                        raise BadValue("acctstoptime before acctstarttime")
-                ip = row[i_addr]  # the first address column, then any others
-                if ip in nulls:
-                    ip = ""
+            else:
+                first_no = no
+                got, no = _csv_row(line, no, rest, delimiter, tail)
+                if bad:
+                    for i in sorted(k for k in bad if first_no <= k <= no):
+                        yield bad.pop(i)
+                if isinstance(got, str):
+                    yield LeaseError(name, no, got)
+                    continue
+                if not got:
+                    continue
+                row = got
+        else:
+            row = line.split(delimiter)
+        if len(row) != n:
+            yield LeaseError(name, no, f"{len(row)} fields, the header has {n}")
+            continue
+        try:
+            text = row[i_start]
+            if text == last_start:  # logs in time order: the same second again
+                start = last_start_time
+            else:
+                try:  # `parse_iso`, its common case inlined
+                    start = iso(text)
+                except ValueError:
+                    raise BadValue(f"bad timestamp {text[:64]!r}") from None
+                if start.tzinfo is not utc:
+                    start = parse_iso(text)
+                last_start, last_start_time = text, start
+            text = row[i_stop] if i_stop >= 0 else ""
+            if text in nulls:
+                end = None
+            else:
+                if text == last_stop:
+                    end = last_stop_time
                 else:
                     try:
-                        pton(af_inet, ip)  # IPv4 in normal form: itself
+                        end = iso(text)
+                    except ValueError:
+                        raise BadValue(f"bad timestamp {text[:64]!r}") from None
+                    if end.tzinfo is not utc:
+                        end = parse_iso(text)
+                    last_stop, last_stop_time = text, end
+                if end < start:
+                    raise BadValue("acctstoptime before acctstarttime")
+            ip = row[i_addr]  # the first address column, then any others
+            if ip in nulls:
+                ip = ""
+            else:
+                try:
+                    pton(af_inet, ip)  # IPv4 in normal form: itself
+                except (OSError, ValueError):
+                    ip = ip_of(ip) or (norm_ip(ip) if "/" not in ip else _norm_prefix(ip))
+            more = None
+            for i in more_cols:
+                value = row[i]
+                if value not in nulls:
+                    try:
+                        pton(af_inet, value)
                     except (OSError, ValueError):
-                        ip = ip_of(ip) or (norm_ip(ip) if "/" not in ip else _norm_prefix(ip))
-                more = None
-                for i in more_cols:
-                    value = row[i]
-                    if value not in nulls:
+                        value = ip_of(value) or (norm_ip(value) if "/" not in value
+                                                 else _norm_prefix(value))
+                    if more is None:
+                        more = [value]
+                    else:
+                        more.append(value)
+        except BadValue as exc:
+            yield LeaseError(name, no, str(exc))
+            continue
+        user = row[i_user] if i_user >= 0 else ""
+        if user in nulls:
+            user = row[i_calling] if i_calling >= 0 else ""
+        key = None if user in nulls else user
+        if more is None:
+            if ip:
+                yield Lease(ip, start, end, key, f"{name}:{no}")
+            else:
+                yield LeaseError(name, no, "session without a framed address")
+            continue
+        source = f"{name}:{no}"
+        if ip:
+            yield Lease(ip, start, end, key, source)
+        for ip in more:
+            yield Lease(ip, start, end, key, source)
+
+
+# ---------------------------------------------------------------- radacct as columns
+
+def _iso_forms() -> dict[int, list[str]]:
+    """The ISO 8601 texts the columnar radacct reader parses itself, by length: ``d`` a
+    digit, ``_`` the ``T`` or space between date and time, ``+`` a sign."""
+    forms: dict[int, list[str]] = {}
+    for frac in ["", *("." + "d" * k for k in range(1, 7))]:
+        for zone in ("", "Z", "+dd", "+dd:dd", "+dddd"):
+            form = "dddd-dd-dd_dd:dd:dd" + frac + zone
+            forms.setdefault(len(form), []).append(form)
+    return forms
+
+
+_ISO_FORMS = _iso_forms()
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _iso_form(m: NDArray[np.uint8], form: str
+              ) -> tuple[NDArray[np.bool_], NDArray[np.int64]] | None:
+    """Rows of ``m`` (texts of ``len(form)`` ASCII bytes) that are ``form`` with a date of
+    the years 1700-2200 and fields in range (a text `datetime.fromisoformat` takes, and
+    reads the same), and their times in ns since the epoch (UTC; no offset: UTC); None
+    when no row is."""
+    good = np.ones(len(m), dtype=bool)
+    for i, c in enumerate(form):
+        if c == "_":
+            good &= (m[:, i] == 32) | (m[:, i] == 84)
+        elif c == "+":
+            good &= (m[:, i] == 43) | (m[:, i] == 45)
+        elif c != "d":
+            good &= m[:, i] == ord(c)
+    if not good.any():
+        return None
+    digit = [i for i, c in enumerate(form) if c == "d"]
+    good &= ((m[:, digit] - np.uint8(48)) <= 9).all(axis=1)  # uint8: below "0" wraps
+
+    def num(a: int, b: int) -> NDArray[np.int64]:
+        value = m[:, a].astype(np.int64) - 48
+        for i in range(a + 1, b):
+            value = value * 10 + m[:, i] - 48
+        return value
+
+    year, month, day = num(0, 4), num(5, 7), num(8, 10)
+    hour, minute, second = num(11, 13), num(14, 16), num(17, 19)
+    good &= ((year >= 1700) & (year <= 2200) & (month >= 1) & (month <= 12) & (day >= 1)
+             & (hour <= 23) & (minute <= 59) & (second <= 59))
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    good &= day <= _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    at = 19
+    ns = np.zeros(len(m), dtype=np.int64)
+    if form[at:at + 1] == ".":
+        k = len(form) - len(form[at + 1:].lstrip("d")) - at - 1
+        ns = num(at + 1, at + 1 + k) * 10 ** (9 - k)
+        at += 1 + k
+    zone = form[at:]
+    offset = 0
+    if zone.startswith("+"):
+        oh = num(at + 1, at + 3)
+        om = (num(at + 4, at + 6) if zone == "+dd:dd" else
+              num(at + 3, at + 5) if zone == "+dddd" else np.zeros(len(m), dtype=np.int64))
+        good &= (oh <= 23) & (om <= 59)
+        offset = np.where(m[:, at] == 45, -1, 1) * (oh * 3600 + om * 60)
+    # days since 1970-01-01 of the proleptic Gregorian date (years >= 1 here)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    return good, seconds * 1_000_000_000 + ns
+
+
+def _iso_ns(texts: list[str]) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """The texts `_iso_form` reads (True) and their times in ns; the others (False) are
+    for `parse_iso`, row by row."""
+    count = len(texts)
+    ok = np.zeros(count, dtype=bool)
+    ns = np.zeros(count, dtype=np.int64)
+    if not count:
+        return ok, ns
+    size = len(texts[0])
+    raw = "\n".join(texts).encode("utf-8")
+    arr = np.frombuffer(raw + b"\n", dtype=np.uint8)
+    # texts have no "\n": all are `size` bytes when the "\n"s are where they would be
+    groups: list[tuple[int, NDArray[np.int64] | None, NDArray[np.uint8]]] = []
+    if len(arr) == count * (size + 1) and (arr[size::size + 1] == 10).all():
+        groups.append((size, None, arr.reshape(count, size + 1)))
+    else:
+        lens = np.fromiter(map(len, texts), dtype=np.int64, count=count)
+        if not raw.isascii():  # texts not ASCII: row by row
+            lens[~np.fromiter(map(str.isascii, texts), dtype=bool, count=count)] = -1
+        for size in np.unique(lens).tolist():
+            if size in _ISO_FORMS:
+                picked = np.flatnonzero(lens == size).astype(np.int64)
+                raw = "".join([texts[i] for i in picked.tolist()]).encode("utf-8")
+                groups.append((size, picked, np.frombuffer(raw, dtype=np.uint8).reshape(
+                    len(picked), size)))
+    for size, rows, m in groups:
+        for form in _ISO_FORMS.get(size, ()):
+            got = _iso_form(m, form)
+            if got is None:
+                continue
+            hit, value = got
+            if rows is None:
+                ok |= hit
+                ns = np.where(hit, value, ns)
+            else:
+                take = rows[hit]
+                ok[take] = True
+                ns[take] = value[hit]
+    return ok, ns
+
+
+def _null_mask(texts: list[str]) -> NDArray[np.bool_]:
+    """Which texts are in `_NULLS` (one search of the joined texts when none is)."""
+    joined = "\n" + "\n".join(texts) + "\n"
+    if any(f"\n{x}\n" in joined for x in _NULLS if x):
+        return np.fromiter(map(_NULLS.__contains__, texts), dtype=bool, count=len(texts))
+    if "\n\n" in joined:
+        return np.fromiter(map(operator.not_, texts), dtype=bool, count=len(texts))
+    return np.zeros(len(texts), dtype=bool)
+
+
+_NS_LOW, _NS_HIGH = -(2**63), 2**63 - 1
+
+
+def _radacct_columns(path: Path) -> LeaseColumns:
+    """`read_radacct` as columns. A block of lines without ``"`` (and no ``\\r`` but in
+    CRLF line ends) in which every line has the header's number of fields is taken a
+    column at a time: the times of ISO texts of the usual forms (`_iso_form`), IPv4
+    addresses by `socket.inet_pton` over the column; a row with anything else in a time
+    or an address is read by `_radacct_rows` (its items then go in their place). Other
+    blocks are read by `_radacct_rows` as a whole, as `read_radacct` reads them."""
+    name = str(path)
+    bad: dict[int, LeaseError] = {}
+    tail: list[int] = []
+    crlf = [True]
+    buf: collections.deque[str] = collections.deque()
+    fed = 0  # lines read so far
+    errors: list[LeaseError] = []
+    ips: list[str] = []
+    keys: list[str | None] = []
+    starts: list[NDArray[np.int64]] = []
+    ends: list[NDArray[np.int64]] = []
+    nos: list[NDArray[np.int64]] = []
+    four: list[NDArray[np.uint32]] = []
+    all_v4 = [True]
+    pton, af_inet = _inet_pton, _AF_INET
+    ip_of = _ip_cache.get
+    nulls = _NULLS
+
+    with _open(path) as fh:
+        raw = _raw_blocks(fh)
+
+        def fetch() -> bool:
+            nonlocal fed
+            got = next(raw, None)
+            if got is None:
+                return False
+            data, last = got
+            if last:
+                tail.append(fed + 1)
+            lines = _decode_block(data, name, fed + 1, bad, False, crlf)
+            fed += len(lines)
+            buf.extend(lines)
+            return True
+
+        def take() -> Iterator[str]:
+            while buf:
+                yield buf.popleft()
+
+        def rest() -> Iterator[str]:
+            while True:
+                while buf:
+                    yield buf.popleft()
+                if not fetch():
+                    return
+
+        errors, head, _no = _radacct_header(name, rest(), bad, tail)
+        if head is None:
+            return _columns(name, [], errors)
+        delimiter, n, i_start, i_stop, i_user, i_calling, i_addr, more_cols = head
+        addr_cols = (i_addr, *more_cols)
+
+        def add(items: Iterable[LeaseItem], errs: list[LeaseError]) -> tuple[
+                list[str], list[str | None], list[int], list[int], list[int]]:
+            """Items of `_radacct_rows`: the leases as lists, the errors to ``errs``; a
+            time int64 ns cannot hold is an error (one per line)."""
+            l_ip: list[str] = []
+            l_key: list[str | None] = []
+            l_start: list[int] = []
+            l_end: list[int] = []
+            l_no: list[int] = []
+            failed = 0
+            for item in items:
+                if isinstance(item, LeaseError):
+                    errs.append(item)
+                    continue
+                line = int(item.source.rsplit(":", 1)[1])
+                start = _ns(item.start)
+                end = OPEN_NS if item.end is None else _ns(item.end)
+                if not (_NS_LOW < start < _NS_HIGH and _NS_LOW < end <= _NS_HIGH):
+                    if line != failed:
+                        errs.append(LeaseError(name, line, "time out of the int64 ns range: "
+                                               f"{item.start.isoformat()}, "
+                                               f"{item.end and item.end.isoformat()}"))
+                        failed = line
+                    continue
+                l_ip.append(item.ip)
+                l_key.append(item.subscriber)
+                l_start.append(start)
+                l_end.append(end)
+                l_no.append(line)
+            return l_ip, l_key, l_start, l_end, l_no
+
+        def slow(no: int) -> None:
+            """The lines in ``buf`` (``no``: the line before them) by `_radacct_rows`."""
+            l_ip, l_key, l_start, l_end, l_no = add(
+                _radacct_rows(name, head, take(), rest(), no, bad, tail), errors)
+            ips.extend(l_ip)
+            keys.extend(l_key)
+            starts.append(np.array(l_start, dtype=np.int64))
+            ends.append(np.array(l_end, dtype=np.int64))
+            nos.append(np.array(l_no, dtype=np.int64))
+            if all_v4[0]:
+                four.append(_packed4(l_ip, all_v4))
+
+        def by_columns(data: bytes, first: int) -> int:
+            """Take the lines of ``data`` a column at a time: their number, or 0 (and
+            nothing taken) when the block is not plain."""
+            try:
+                block = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return 0
+            if '"' in block:
+                return 0
+            mark = f"{delimiter}\n{delimiter}"
+            if "\r" in block:  # CRLF line ends (the block's last "\n" is cut off)
+                if block[-1] == "\r":
+                    block = block[:-1]
+                block = block.replace("\r\n", mark)
+                if "\r" in block:  # a CR that does not end a line
+                    return 0
+            else:
+                block = block.replace("\n", mark)
+            count = block.count("\n") + 1
+            flat = block.split(delimiter)
+            # each line's fields, then "\n": every line has n fields when all the "\n"s
+            # are in their places
+            if len(flat) != count * (n + 1) - 1 or flat[n::n + 1].count("\n") != count - 1:
+                return 0
+            ok, start = _iso_ns(flat[i_start::n + 1])
+            if i_stop >= 0:
+                stops = flat[i_stop::n + 1]
+                ok_stop, end = _iso_ns(stops)
+                null = _null_mask(stops)
+                ok &= ok_stop | null
+                end[null] = OPEN_NS
+            else:
+                end = np.full(count, OPEN_NS, dtype=np.int64)
+            early = ok & (end < start)  # an error, whatever the addresses are
+            slow_row = ~ok
+            values: list[list[str | None]] = []  # per address column in use
+            present: list[NDArray[np.bool_]] = []
+            packed: list[NDArray[np.uint32] | None] = []  # None: not all IPv4
+            for c in addr_cols:
+                col = flat[c::n + 1]
+                if col.count("") == count:
+                    continue
+                try:
+                    got = list(map(pton, itertools.repeat(af_inet), col))
+                except (OSError, ValueError):
+                    got = []
+                if got:
+                    values.append(col)  # type: ignore[arg-type]
+                    present.append(np.ones(count, dtype=bool))
+                    packed.append(np.frombuffer(b"".join(got), dtype=">u4").astype(np.uint32))
+                    continue
+                norm: list[str | None] = []
+                here = np.zeros(count, dtype=bool)
+                v4 = True
+                for i, value in enumerate(col):
+                    if value in nulls:
+                        norm.append(None)
+                        continue
+                    try:
+                        pton(af_inet, value)
+                    except (OSError, ValueError):
+                        v4 = False
                         try:
-                            pton(af_inet, value)
-                        except (OSError, ValueError):
                             value = ip_of(value) or (norm_ip(value) if "/" not in value
                                                      else _norm_prefix(value))
-                        if more is None:
-                            more = [value]
-                        else:
-                            more.append(value)
-            except BadValue as exc:
-                yield LeaseError(name, no, str(exc))
-                continue
-            user = row[i_user] if i_user >= 0 else ""
-            if user in nulls:
-                user = row[i_calling] if i_calling >= 0 else ""
-            key = None if user in nulls else user
-            if more is None:
-                if ip:
-                    yield Lease(ip, start, end, key, f"{name}:{no}")
+                        except BadValue:
+                            slow_row[i] |= ~early[i]
+                            norm.append(None)
+                            continue
+                    norm.append(value)
+                    here[i] = True
+                values.append(norm)
+                present.append(here)
+                packed.append(_packed4(norm, [True]) if v4 else None)
+            good = ~slow_row & ~early
+            has = (np.logical_or.reduce(present) & good if values
+                   else np.zeros(count, dtype=bool))
+            no_addr = good & ~has
+            users: list[str] = flat[i_user::n + 1] if i_user >= 0 else [""] * count
+            key: list[str | None]
+            if not _null_mask(users).any():
+                key = users  # type: ignore[assignment]
+            else:
+                calling = flat[i_calling::n + 1] if i_calling >= 0 else [""] * count
+                key = [u if u not in nulls else (None if c in nulls else c)
+                       for u, c in zip(users, calling, strict=True)]
+            # the leases of the good rows: row by row, in the order of the columns
+            b_ip: list[str]
+            if len(values) == 1 and has.all():
+                b_ip = values[0]  # type: ignore[assignment]
+                rows = np.arange(count, dtype=np.int64)
+                b_key = key
+                b_four = packed[0]
+            else:
+                mask = np.stack(present, axis=1) & has[:, None] if values else \
+                    np.zeros((count, 0), dtype=bool)
+                table = np.empty((count, len(values)), dtype=object)
+                for j, v in enumerate(values):
+                    table[:, j] = v
+                rows = np.nonzero(mask)[0].astype(np.int64)
+                b_ip = table[mask].tolist()
+                key_arr = np.empty(count, dtype=object)
+                key_arr[:] = key
+                b_key = key_arr[rows].tolist()
+                b_four = None
+                if all(x is not None for x in packed) and values:
+                    b_four = np.stack(cast(list[NDArray[np.uint32]], packed),
+                                      axis=1)[mask]
+            b_start, b_end, b_no = start[rows], end[rows], rows + first
+            errs: list[LeaseError] = []
+            for i in np.flatnonzero(early | no_addr | slow_row).tolist():
+                if early[i]:
+                    errs.append(LeaseError(name, first + i, "acctstoptime before acctstarttime"))
+                elif no_addr[i]:
+                    errs.append(LeaseError(name, first + i, "session without a framed address"))
                 else:
-                    yield LeaseError(name, no, "session without a framed address")
+                    line = delimiter.join(flat[i * (n + 1):i * (n + 1) + n])
+                    s_ip, s_key, s_start, s_end, s_no = add(
+                        _radacct_rows(name, head, (line,), iter(()), first + i - 1, {}, []),
+                        errs)
+                    b_ip = [*b_ip, *s_ip]
+                    b_key = [*b_key, *s_key]
+                    b_start = np.concatenate([b_start, np.array(s_start, dtype=np.int64)])
+                    b_end = np.concatenate([b_end, np.array(s_end, dtype=np.int64)])
+                    b_no = np.concatenate([b_no, np.array(s_no, dtype=np.int64)])
+                    if b_four is not None:
+                        b_four = np.concatenate([b_four, _packed4(s_ip, [True])]) \
+                            if _v4s(s_ip) else None
+            if len(b_no) > len(rows):  # rows read one by one: back in the file's order
+                order = np.argsort(b_no, kind="stable")
+                b_ip = [b_ip[i] for i in order.tolist()]
+                b_key = [b_key[i] for i in order.tolist()]
+                b_start, b_end, b_no = b_start[order], b_end[order], b_no[order]
+                if b_four is not None:
+                    b_four = b_four[order]
+                errs.sort(key=operator.attrgetter("line_no"))
+            errors.extend(errs)
+            ips.extend(b_ip)
+            keys.extend(b_key)
+            starts.append(b_start)
+            ends.append(b_end)
+            nos.append(b_no)
+            if b_four is None:
+                all_v4[0] = False
+            elif all_v4[0]:
+                four.append(b_four)
+            return count
+
+        first_rest = fed + 1 - len(buf)  # the lines after the header in the first block
+        if buf:
+            lines = list(buf)
+            if "" not in lines and by_columns("\n".join(lines).encode("utf-8"), first_rest):
+                buf.clear()
+            else:
+                slow(first_rest - 1)
+        for data, last in raw:
+            first = fed + 1
+            if last:
+                tail.append(first)
+            taken = by_columns(data, first)
+            if taken:
+                fed += taken
                 continue
-            source = f"{name}:{no}"
-            if ip:
-                yield Lease(ip, start, end, key, source)
-            for ip in more:
-                yield Lease(ip, start, end, key, source)
+            buf.extend(_decode_block(data, name, first, bad, False, crlf))
+            fed = first - 1 + len(buf)
+            slow(first - 1)
+    total = len(ips)
+    ip4 = None
+    if all_v4[0]:
+        ip4 = np.concatenate(four) if four else np.zeros(0, dtype=np.uint32)
+    none = np.full(total, -1, dtype=np.int64)
+    return LeaseColumns(name, ips, _cat(starts), _cat(ends), keys, [None] * total, _cat(nos),
+                        none, none.copy(), ip4, errors)
+
+
+def _v4s(texts: list[str]) -> bool:
+    """Whether every text is an IPv4 address in normal form."""
+    try:
+        list(map(_inet_pton, itertools.repeat(_AF_INET), texts))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _packed4(texts: Sequence[str | None], ok: list[bool]) -> NDArray[np.uint32]:
+    """IPv4 texts in normal form as uint32; when one is not, ``ok[0] = False`` (and
+    zeros)."""
+    try:
+        got = [_inet_pton(_AF_INET, t) if t is not None else _NOT_V4 for t in texts]
+    except (OSError, ValueError):
+        ok[0] = False
+        return np.zeros(len(texts), dtype=np.uint32)
+    return np.frombuffer(b"".join(got), dtype=">u4").astype(np.uint32)
 
 
 # ---------------------------------------------------------------- FreeRADIUS detail
