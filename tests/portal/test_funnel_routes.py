@@ -54,7 +54,7 @@ def test_unknown_and_malformed_tokens_record_nothing(portal: Portal) -> None:
     for bad in ["short", "a" * 65, "%3Cscript%3Ealert(1)%3C%2Fscript%3E" + "a" * 20,
                 TOKEN + "%00", "..%2F..%2Fetc%2Fpasswd-xxxxxxxxxx"]:
         page = portal.client.get(f"/n/{bad}")
-        assert page.status_code == 404, bad
+        assert page.status_code == (400 if bad.endswith("%00") else 404), bad
         assert "<script>" not in page.text and "passwd" not in page.text
     assert _stored(portal) == 0 and portal.funnel()["visited"] == 0
 

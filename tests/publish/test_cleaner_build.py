@@ -92,14 +92,16 @@ def test_wheel_installs_into_a_fresh_venv_from_the_wheelhouse(build: Build,
     problem = system_python_311()
     python = str(SYSTEM_PYTHON) if problem is None else sys.executable
     venv = tmp_path / "venv"
-    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    # nothing of this test run's own paths may leak into the fresh venv's imports
+    bare = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120, env=bare)
     installed = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
          "--find-links", str(build.zipapp.wheelhouse), str(build.wheel.path)],
-        capture_output=True, text=True, timeout=600, check=False)
+        capture_output=True, text=True, timeout=600, check=False, env=bare)
     assert installed.returncode == 0, installed.stderr
     helped = subprocess.run([str(venv / "bin" / "cleancenter-cleaner"), "--help"],
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, timeout=120, check=False, env=bare)
     assert helped.returncode == 0 and "scan" in helped.stdout, helped.stderr
     probe = subprocess.run(
         [str(venv / "bin" / "python"), "-c",
@@ -107,7 +109,7 @@ def test_wheel_installs_into_a_fresh_venv_from_the_wheelhouse(build: Build,
          f"print(','.join(m for m in {CENTER_ONLY!r} "
          "if u.find_spec('cleancenter.' + m)))\n"
          "import sqlalchemy"],
-        capture_output=True, text=True, timeout=60, check=False)
+        capture_output=True, text=True, timeout=60, check=False, env=bare)
     assert probe.stdout.strip() == ""  # no center-only package installed
     assert "No module named 'sqlalchemy'" in probe.stderr
 
