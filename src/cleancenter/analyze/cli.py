@@ -62,7 +62,7 @@ def run_analysis(center: Center, sha256s: list[str] | None, *, all_pending: bool
         make_scanner=make_scanner, workers=workers, timeout=timeout, progress=progress,
     )
     if sha256s:
-        todo = service.pending(_resolve(center, sha256s))
+        todo = service.pending(resolve_references(center, sha256s))
     elif all_pending or since:
         todo = service.pending(since=parse_when(since))
     else:
@@ -70,7 +70,9 @@ def run_analysis(center: Center, sha256s: list[str] | None, *, all_pending: bool
     return service.run(todo)
 
 
-def _resolve(center: Center, references: list[str]) -> list[str]:
+def resolve_references(center: Center, references: list[str]) -> list[str]:
+    """The sha256 of each md5, sha1, sha256 or unique prefix; a clear error for the first
+    that matches nothing."""
     from cleancenter.store.queries import get_sample
 
     found = []
@@ -216,7 +218,7 @@ def mark_command(
     if verdict is None and family is None:
         raise fail("give --verdict and/or --family")
     center: Center = ctx.obj
-    (sha256,) = _resolve(center, [reference])
+    (sha256,) = resolve_references(center, [reference])
     label = set_label(center.catalog, sha256, verdict=verdict,
                       family=canonical(family) if family else None, note=note, author=author)
     data = {"sha256": sha256, "verdict": label.verdict, "family": label.family,
@@ -236,7 +238,7 @@ def similar_command(
 ) -> None:
     """The samples nearest by TLSH distance (0 = same; under ~70 = close relatives)."""
     center: Center = ctx.obj
-    (sha256,) = _resolve(center, [reference])
+    (sha256,) = resolve_references(center, [reference])
     with center.catalog.engine.connect() as conn:
         digest = conn.execute(select(SAMPLE.c.tlsh).where(SAMPLE.c.sha256 == sha256)
                               ).scalar_one_or_none()

@@ -11,6 +11,7 @@ import socket
 
 import typer
 
+from cleancenter.analyze.cli import resolve_references
 from cleancenter.analyze.service import AnalysisService
 from cleancenter.center import Center
 from cleancenter.console import EXIT_ERROR, fail, out, parse_when, print_json
@@ -100,7 +101,7 @@ def jobs_submit(
         raise fail("name samples, or use --all or --since")
     service = AnalysisService(center.catalog, center.blobs, center.settings.work_dir)
     if samples:
-        todo = service.pending(_resolve(center, samples))
+        todo = service.pending(resolve_references(center, samples))
     else:
         todo = service.pending(since=parse_when(since))
     try:
@@ -112,19 +113,6 @@ def jobs_submit(
     else:
         out.print(f"queued {len(ids)} of {len(todo)} pending samples ({priority}); "
                   f"{len(todo) - len(ids)} already had a job")
-
-
-def _resolve(center: Center, references: list[str]) -> list[str]:
-    from cleancenter.store.queries import get_sample
-
-    found = []
-    with center.catalog.engine.connect() as conn:
-        for ref in references:
-            sample = get_sample(conn, ref)
-            if sample is None:
-                raise fail(f"no sample matches {ref!r}")
-            found.append(sample.sha256)
-    return found
 
 
 @jobs_app.command("status")

@@ -48,6 +48,18 @@ SHA256 = Annotated[str, PathParam(pattern="^[0-9a-fA-F]{64}$",
                                   description="the sample's sha256")]
 
 
+async def save_upload(item: UploadFile, target: Path) -> tuple[str, int]:
+    """Copy an uploaded file to ``target`` in chunks; its sha256 and size."""
+    digest = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await item.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
 def safe_name(name: str | None) -> str:
     """The upload's file name as a sample name: no folders, no control characters."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -156,13 +168,7 @@ async def upload(request: Request, principal: Principal = Depends(require("analy
                 raise HTTPException(422, "no file in field 'file'")
             name = safe_name(item.filename)
             target = folder / name
-            digest = hashlib.sha256()
-            size = 0
-            with target.open("wb") as out:
-                while chunk := await item.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+            sha256, size = await save_upload(item, target)
         if size == 0:
             raise HTTPException(422, "the file is empty")
 
@@ -179,7 +185,6 @@ async def upload(request: Request, principal: Principal = Depends(require("analy
         result = await run_in_threadpool(ingest)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    sha256 = digest.hexdigest()
     listed = await run_in_threadpool(_descendants, request, sha256)
     return JSONResponse({"name": name, "size": size, "sha256": sha256, "sha256s": listed,
                          "tag": UPLOAD_TAG, **result})

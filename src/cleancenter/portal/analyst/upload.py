@@ -9,7 +9,6 @@ members become samples of their own, a bad member is an error of that member.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ from starlette.datastructures import UploadFile
 from cleancenter.center import Center
 from cleancenter.collect.ingest import Ingestor
 from cleancenter.portal.analyst.common import ANALYST, center_of, inert, page
-from cleancenter.portal.api_samples import UPLOAD_TAG, safe_name
+from cleancenter.portal.api_samples import UPLOAD_TAG, safe_name, save_upload
 from cleancenter.portal.auth import Principal
 from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import RELATION
@@ -32,7 +31,6 @@ from cleancenter.store.catalog import RELATION
 router = APIRouter(prefix="/analyst", include_in_schema=False)
 upload_router = APIRouter(prefix="/analyst", include_in_schema=False)
 MAX_FILES = 20
-CHUNK = 1 << 20
 MAX_LISTED = 1000  # samples listed per uploaded file (an archive may hold more)
 
 
@@ -91,14 +89,8 @@ async def upload(request: Request, principal: Principal = ANALYST) -> Response:
                 slot = folder / str(number)
                 slot.mkdir()
                 target = slot / name
-                digest = hashlib.sha256()
-                size = 0
-                with target.open("wb") as out:
-                    while chunk := await item.read(CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                saved.append((name, target, digest.hexdigest(), size))
+                sha256, size = await save_upload(item, target)
+                saved.append((name, target, sha256, size))
         if not saved:
             return page(request, "analyst/upload.html",
                         {"results": None, "problem": "analyst_upload_none"}, status_code=422)
