@@ -241,3 +241,33 @@ def events_list(
         )
     out.print(table)
     out.print(f"{len(rows)} shown of {total}")
+
+
+@store_app.command("generate")
+def store_generate(
+    ctx: typer.Context,
+    samples: int = typer.Option(..., "--samples", min=1, max=100_000_000,
+                                help="How many synthetic samples to add."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same rows."),
+    as_json: bool = JSON,
+) -> None:
+    """Fill the catalog with synthetic samples (tagged `synthetic`), for load tests.
+
+    Realistic types, sizes, families, tags, dates and TLSH digests made from this
+    machine's real files; see docs/store.md.
+    """
+    from cleancenter.store.synthetic import SyntheticError, load
+
+    center: Center = ctx.obj
+    try:
+        with RichProgress(enabled=not as_json) as progress:
+            report = load(center.catalog, samples, seed=seed, progress=progress)
+    except SyntheticError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print_json(report.to_dict())
+        return
+    out.print(f"{report.samples} synthetic samples ({report.names} names, {report.tags} tags) "
+              f"into {report.backend} in {report.seconds:.1f} s "
+              f"({report.rows_per_second:,.0f} samples/s; generating "
+              f"{report.generate_seconds:.1f} s, ANALYZE {report.analyze_seconds:.1f} s)")

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -56,6 +57,12 @@ class Base(DeclarativeBase):
 
 class Sample(Base):
     __tablename__ = "sample"
+    __table_args__ = (
+        # family + date range, newest first (the portal's search); migration 0009
+        Index("ix_sample_family_first_seen", "family", "first_seen", "sha256"),
+        Index("ix_sample_lower_family_first_seen", func.lower(text("family")), "first_seen",
+              "sha256"),
+    )
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     md5: Mapped[str] = mapped_column(String(32), index=True)

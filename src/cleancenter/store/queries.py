@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, exists, func, or_, select
 
 from cleancenter.store.catalog import (
     EVENT,
@@ -80,10 +80,18 @@ def _hash_condition(prefix: str) -> Any:
         )
     c = SAMPLE.c
     if len(p) > 40:
-        return c.sha256.startswith(p)
+        return _starts(c.sha256, p)
     if len(p) > 32:
-        return or_(c.sha256.startswith(p), c.sha1.startswith(p))
-    return or_(c.sha256.startswith(p), c.sha1.startswith(p), c.md5.startswith(p))
+        return or_(_starts(c.sha256, p), _starts(c.sha1, p))
+    return or_(_starts(c.sha256, p), _starts(c.sha1, p), _starts(c.md5, p))
+
+
+def _starts(column: Any, prefix: str) -> Any:
+    """``column LIKE 'prefix%'`` that an index can serve on every backend: stored hashes are
+    lowercase hex, which sorts below "g", so they start with `prefix` exactly when they lie
+    in [prefix, prefix + "g"). (SQLite's LIKE is case-insensitive and PostgreSQL's needs a
+    C-collation index, so neither uses an ordinary index for a LIKE.)"""
+    return and_(column >= prefix, column < prefix + "g", column.startswith(prefix))
 
 
 def _like_pattern(text: str) -> str:
@@ -104,8 +112,10 @@ def _sample_query(flt: SampleFilter) -> Select[Any]:
         )
         query = query.where(c.sha256.in_(names))
     if flt.tag:
-        tags = select(SAMPLE_TAG.c.sha256).where(SAMPLE_TAG.c.tag == flt.tag)
-        query = query.where(c.sha256.in_(tags))
+        # EXISTS, not IN: SQLite would build the whole list of a common tag's samples
+        # for every query; a probe of the (sha256, tag) key per candidate row is cheap
+        query = query.where(exists().where(SAMPLE_TAG.c.sha256 == c.sha256,
+                                           SAMPLE_TAG.c.tag == flt.tag))
     if flt.file_type:
         query = query.where(c.file_type == flt.file_type)
     if flt.since:
