@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, or_, select
+from sqlalchemy import Connection, Table, func, select
 
 from cleancenter.store.catalog import SAMPLE
 from cleancenter.store.models import Ioc, SampleIoc
@@ -50,10 +50,10 @@ def _query(search: SampleSearch) -> Any:
                        until=search.until)
     query = _sample_query(flt)
     if search.family:
-        # SQLite's lower() folds ASCII only: an exact match also finds a family with
-        # other letters on every backend; ASCII letters match in any case
-        query = query.where(or_(SAMPLE.c.family == search.family,
-                                func.lower(SAMPLE.c.family) == search.family.lower()))
+        # lower() on both sides, in SQL: each backend folds the name as it folds the
+        # column (SQLite ASCII only, PostgreSQL all letters), and the (lower(family),
+        # first_seen) index of migration 0009 serves the search in date order
+        query = query.where(func.lower(SAMPLE.c.family) == func.lower(search.family))
     if search.ioc:
         with_ioc = (select(SAMPLE_IOC.c.sha256)
                     .join(IOC, IOC.c.id == SAMPLE_IOC.c.ioc_id)

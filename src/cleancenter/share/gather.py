@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from cleancenter.analyze.report import Report
 from cleancenter.analyze.service import latest_label, report_for
@@ -149,9 +149,9 @@ def _text(value: object) -> str | None:
 
 
 def family_is(name: str) -> ColumnElement[bool]:
-    """The catalog's family equals ``name``: exactly, or in any case for ASCII letters
-    (SQLite's lower() folds only those; PostgreSQL's folds all)."""
-    return or_(SAMPLE.c.family == name, func.lower(SAMPLE.c.family) == name.lower())
+    """The catalog's family equals ``name`` in any case: lower() on both sides, in SQL, so
+    each backend folds both alike (SQLite ASCII letters only, PostgreSQL all)."""
+    return func.lower(SAMPLE.c.family) == func.lower(name)
 
 
 def _sample(catalog: Catalog, conn: Connection, sha256: str,
