@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, literal, select
 
 from cleancenter.analyze.tlsh_index import BuildReport, TlshIndex, brute_force
 from cleancenter.console import RichProgress
-from cleancenter.portal.search import SampleSearch, _query, search_samples
+from cleancenter.portal.search import SampleSearch, search_samples
 from cleancenter.store.catalog import SAMPLE, Catalog
-from cleancenter.store.queries import _names_and_tags, _summary, get_sample
+from cleancenter.store.queries import get_sample
 from cleancenter.store.synthetic import (
     CHUNK,
     SOURCES,
@@ -89,34 +88,24 @@ def searches(rows: list[SyntheticSample], rnd: random.Random, page: int) -> list
     return out
 
 
-COUNT_CAP = 1_000
+def exact_total(conn: Any, search: SampleSearch) -> dict[str, Any]:
+    """The product's query with an exact total (what the portal did before the cap)."""
+    return search_samples(conn, search, total_cap=None)
 
 
-def _page(conn: Any, query: Any, search: SampleSearch) -> list[Any]:
-    rows = conn.execute(query.order_by(SAMPLE.c.first_seen.desc(), SAMPLE.c.sha256)
-                        .limit(search.per_page).offset((search.page - 1) * search.per_page)
-                        ).all()
-    names, tags = _names_and_tags(conn, [r.sha256 for r in rows])
-    return [_summary(r, names[r.sha256], tags[r.sha256]).to_dict() for r in rows]
+def by_cursor(conn: Any, search: SampleSearch) -> dict[str, Any]:
+    """The product's page reached by its cursor: ``search.after`` was set, untimed, from
+    the page before (see `with_cursors`)."""
+    return search_samples(conn, search)
 
 
-def page_only(conn: Any, search: SampleSearch) -> dict[str, Any]:
-    """The product's query for one page, without its total: what the count costs."""
-    return {"total": None, "samples": _page(conn, _query(search), search)}
-
-
-def proposed_search(conn: Any, search: SampleSearch, cap: int | None) -> dict[str, Any]:
-    """Not in the product: one family condition, ``lower(family) = lower(:family)``, that
-    an index on lower(family) serves (the portal's ``family = :f OR lower(family) = ...``
-    cannot be read in date order from one index), and optionally a total counted only up
-    to `cap` (shown as "1000+")."""
-    family = search.family or ""
-    plain = SampleSearch(**{**search.__dict__, "family": None})
-    query = _query(plain).where(func.lower(SAMPLE.c.family) == func.lower(literal(family)))
-    counted = query if cap is None else query.limit(cap + 1)
-    total = int(conn.execute(select(func.count()).select_from(counted.subquery())
-                             ).scalar_one())
-    return {"total": total, "samples": _page(conn, query, search)}
+def with_cursors(conn: Any, queries: list[SampleSearch]) -> list[SampleSearch]:
+    """The same searches asking for their page by the cursor of the page before it."""
+    out = []
+    for q in queries:
+        before = search_samples(conn, SampleSearch(**{**q.__dict__, "page": q.page - 1}))
+        out.append(SampleSearch(**{**q.__dict__, "after": before["next"] or "", "page": q.page}))
+    return [q for q in out if q.after]
 
 
 def catalog_queries(catalog: Catalog, sample_rows: list[SyntheticSample],
@@ -138,18 +127,22 @@ def catalog_queries(catalog: Catalog, sample_rows: list[SyntheticSample],
         results["lookup_sha256_prefix12"] = stats(ms)
         variants: dict[str, Callable[[Any, SampleSearch], dict[str, Any]]] = {
             "search": search_samples,  # the product: portal/search.py as it is
-            "search_no_count": page_only,
-            "proposed": lambda c, q: proposed_search(c, q, cap=None),
-            "proposed_capped": lambda c, q: proposed_search(c, q, cap=COUNT_CAP),
+            "search_exact_total": exact_total,
+            "search_cursor": by_cursor,
         }
         for name, fn in variants.items():
             for page in (1, 20):
                 queries = searches(sample_rows, random.Random(page), page)
+                if name == "search_cursor":
+                    if page == 1:
+                        continue  # page 1 has no cursor: it is "search"
+                    queries = with_cursors(conn, queries)
                 fn(conn, queries[0])
                 ms, out = timed_each(queries, lambda q, fn=fn: fn(conn, q))
                 totals = [o["total"] for o in out if o["total"] is not None]
                 results[f"{name}_page{page}"] = stats(ms) | {
                     "median_total": int(np.median(totals)) if totals else None,
+                    "capped_totals": sum(not o["total_exact"] for o in out),
                     "empty_pages": sum(not o["samples"] for o in out)}
     return results
 
@@ -283,8 +276,9 @@ def show(result: dict[str, Any]) -> None:
                   "goal p99")
     goals = {"lookup_sha256": 5, "lookup_md5": 5, "lookup_sha1": 5,
              "lookup_sha256_prefix12": 5}
-    for name in ("search", "search_no_count", "proposed", "proposed_capped"):
+    for name in ("search", "search_exact_total"):
         goals[f"{name}_page1"] = goals[f"{name}_page20"] = 50
+    goals["search_cursor_page20"] = 50
     for key, goal in goals.items():
         cells = []
         for entry in result["backends"].values():

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +19,9 @@ from sqlalchemy.engine import make_url
 
 from cleancenter.center import Center
 from cleancenter.config import load_settings
+
+if TYPE_CHECKING:
+    from tests.s3server import S3Server
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get(
@@ -102,3 +106,29 @@ def sqlite_center(tmp_path: Path) -> Iterator[Center]:
     c = Center(settings)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """s3rver on a free loopback port for the whole session; tests make their own buckets.
+    The AWS credentials of the center's S3 client come from the environment."""
+    from tests.s3server import running_s3rver
+
+    try:
+        server_cm = running_s3rver(tmp_path_factory.mktemp("s3rver") / "objects")
+        server = server_cm.__enter__()
+    except (FileNotFoundError, RuntimeError) as exc:
+        if IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ["AWS_ACCESS_KEY_ID"] = os.environ["AWS_SECRET_ACCESS_KEY"] = "S3RVER"
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server_cm.__exit__(None, None, None)

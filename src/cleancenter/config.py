@@ -27,7 +27,12 @@ SETTINGS: dict[str, str] = {
     "job_queue_prefix": "prefix of the broker queue names (several centers on one broker)",
     "broker_visibility_timeout": "seconds before Redis hands an unacknowledged task to "
     "another worker (longer than any task)",
+    "blob_url": "where samples are kept: empty for the blobs folder in the data dir, or "
+    "s3://BUCKET[/PREFIX] for an S3-compatible store (the folder is then a local cache)",
+    "s3_endpoint_url": "the S3-compatible server (e.g. http://127.0.0.1:9000); empty for AWS",
+    "s3_region": "the S3 region name",
 }
+DEFAULT_S3_REGION = "us-east-1"
 DEFAULT_JOB_QUEUE_PREFIX = "cleancenter."
 DEFAULT_VISIBILITY_TIMEOUT = 600.0
 
@@ -50,6 +55,9 @@ class Settings:
     broker_url: str | None
     job_queue_prefix: str = DEFAULT_JOB_QUEUE_PREFIX
     broker_visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    blob_url: str | None = None  # None: the blobs folder; "s3://bucket/prefix"
+    s3_endpoint_url: str | None = None
+    s3_region: str = DEFAULT_S3_REGION
     sources: dict[str, Setting] = field(default_factory=dict, compare=False)
 
     @property
@@ -100,6 +108,9 @@ def load_settings(
         "job_queue_prefix": Setting("job_queue_prefix", DEFAULT_JOB_QUEUE_PREFIX, "default"),
         "broker_visibility_timeout": Setting("broker_visibility_timeout",
                                              str(DEFAULT_VISIBILITY_TIMEOUT), "default"),
+        "blob_url": Setting("blob_url", None, "default"),
+        "s3_endpoint_url": Setting("s3_endpoint_url", None, "default"),
+        "s3_region": Setting("s3_region", DEFAULT_S3_REGION, "default"),
     }
 
     path = config_file
@@ -136,11 +147,18 @@ def load_settings(
     if visibility_timeout <= 0:
         raise ConfigError(f"broker_visibility_timeout ({visibility.source}) must be a "
                           f"positive number of seconds, not {visibility.value!r}")
+    blob_url = chosen["blob_url"].value or None
+    if blob_url is not None and not blob_url.startswith("s3://"):
+        raise ConfigError(f"blob_url ({chosen['blob_url'].source}) must be empty or "
+                          f"s3://BUCKET[/PREFIX], not {blob_url!r}")
     return Settings(
         data_dir=data_dir,
         database_url=chosen["database_url"].value or default_sqlite_url(data_dir),
         broker_url=chosen["broker_url"].value,
         job_queue_prefix=chosen["job_queue_prefix"].value or "",
         broker_visibility_timeout=visibility_timeout,
+        blob_url=blob_url,
+        s3_endpoint_url=chosen["s3_endpoint_url"].value or None,
+        s3_region=chosen["s3_region"].value or DEFAULT_S3_REGION,
         sources=chosen,
     )

@@ -33,8 +33,10 @@ def get_json(url: str) -> tuple[int, Any]:
 
 
 @contextmanager
-def served_portal(data_dir: Path, log_path: Path, *extra: str) -> Iterator[str]:
-    """The portal on ``data_dir``; yields its base URL and stops it afterwards."""
+def served_portal(data_dir: Path, log_path: Path, *extra: str,
+                  pids: list[int] | None = None) -> Iterator[str]:
+    """The portal on ``data_dir``; yields its base URL and stops it afterwards (``pids``
+    gets the server's process id)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANCENTER_")}
@@ -43,6 +45,8 @@ def served_portal(data_dir: Path, log_path: Path, *extra: str) -> Iterator[str]:
             [str(BIN / "cleancenter"), "--data-dir", str(data_dir), "serve", "--host",
              "127.0.0.1", "--port", str(port), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent)
+        if pids is not None:
+            pids.append(server.pid)
         try:
             deadline = time.monotonic() + 30
             while True:

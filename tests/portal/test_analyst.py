@@ -308,3 +308,23 @@ def test_upload_over_the_limit_is_refused(sqlite_center: Center) -> None:
         none = client.post("/analyst/upload", params={"csrf_token": csrf},
                            data={"other": "x"}, files={"nothing": ("", b"")})
         assert none.status_code in (422, 400)
+
+
+def test_search_pages_follow_the_cursor_to_the_end(center: Center, analyst: TestClient) -> None:
+    from cleancenter.store.synthetic import Generator, load
+
+    load(center.catalog, 130, seed=5, generator=Generator(seed=5))
+    seen: list[str] = []
+    url: str | None = "/analyst/samples?lang=en"
+    pages = 0
+    while url:
+        response = analyst.get(url)
+        assert response.status_code == 200, response.text
+        seen += re.findall(r'href="/analyst/samples/([0-9a-f]{64})[?"]', response.text)
+        match = re.search(r'<a href="([^"]+)" rel="next">', response.text)
+        url = html.unescape(match.group(1)) if match else None
+        pages += 1
+        assert pages < 10
+    assert len(seen) == 130 and len(set(seen)) == 130 and pages == 3
+    assert "after=" in analyst.get("/analyst/samples?lang=en").text
+    assert analyst.get("/analyst/samples?after=nonsense").status_code == 422

@@ -81,8 +81,14 @@ def test_upload_a_zip_with_password_infected(center: Center,
     assert body["errors"] == []
     page = client.get("/api/v1/samples?tag=upload&per_page=2&page=1", headers=auth).json()
     assert page["total"] == 3 and len(page["samples"]) == 2
+    assert page["total_exact"] and page["next"]
     last = client.get("/api/v1/samples?tag=upload&per_page=2&page=2", headers=auth).json()
-    assert len(last["samples"]) == 1
+    assert len(last["samples"]) == 1 and last["next"] is None
+    followed = client.get("/api/v1/samples", headers=auth,
+                          params={"tag": "upload", "per_page": 2, "after": page["next"]}).json()
+    assert followed["samples"] == last["samples"]
+    bad = client.get("/api/v1/samples", headers=auth, params={"after": "' OR 1=1 --"})
+    assert bad.status_code == 422 and "cursor" in bad.text
 
 
 def test_a_bad_member_does_not_stop_the_rest(analyst: tuple[TestClient, dict[str, str]]

@@ -54,3 +54,30 @@ def test_the_cleaner_reports_to_a_served_portal(tmp_path: Path, corpus: Path) ->
     text = (tmp_path / "server.log").read_text()
     assert "POST /api/v1/cleaner-reports" in text and "GET /n/[token]?lang=en" in text
     assert TOKEN not in text  # the access log keeps no token
+
+
+@pytest.mark.e2e
+def test_several_server_processes_share_the_settings_and_the_log_rules(
+        tmp_path: Path, corpus: Path) -> None:
+    """``serve --workers 2``: the data dir given on the command line reaches both
+    processes, both answer, and neither logs a token."""
+    import psutil
+
+    data = tmp_path / "data"
+    center = Center(load_settings(overrides={"data_dir": str(data)}, environ={}))
+    try:
+        notify_one(center, corpus)
+    finally:
+        center.close()
+    pids: list[int] = []
+    with served_portal(data, tmp_path / "server.log", "--workers", "2", pids=pids) as base:
+        children = psutil.Process(pids[0]).children(recursive=True)
+        assert len([c for c in children if "python" in c.name().lower()]) >= 2, children
+        for _ in range(20):
+            with urllib.request.urlopen(f"{base}/n/{TOKEN}?lang=en", timeout=5) as page:
+                assert page.status == 200 and "Download the cleaner" in page.read().decode()
+        status, figures = get_json(base + "/api/v1/funnel")
+        assert status == 200 and figures["funnel"][-1]["visited"] == 1
+    text = (tmp_path / "server.log").read_text()
+    assert text.count("GET /n/[token]?lang=en") == 20 and TOKEN not in text
+    assert "2 processes" in text

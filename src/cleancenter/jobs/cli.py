@@ -1,7 +1,8 @@
 """`cleancenter worker` and `cleancenter jobs`: run analyses on Celery workers, watch them.
 
-Exit codes of `jobs status`: 0 the status was read (failed jobs are listed, they are not
-an error of the command), 2 the catalog could not be read.
+Exit codes of `jobs status`: 0 the status was read (failed and stale jobs are listed, they
+are not an error of the command), 2 the catalog could not be read. `jobs requeue-stale`: 0
+done (also when nothing was stale), 2 the catalog or the broker could not be reached.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import socket
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from cleancenter.analyze.cli import resolve_references
 from cleancenter.analyze.service import AnalysisService
@@ -24,14 +26,19 @@ from cleancenter.jobs.app import (
     database_label,
     queue_name,
 )
-from cleancenter.jobs.status import STATES, queue_status
+from cleancenter.jobs.recover import Requeued, RequeueError, recover_stale
+from cleancenter.jobs.status import STATES, default_stale_after, queue_status
 from cleancenter.jobs.submit import enqueue
 from cleancenter.store.catalog import CatalogError
 from cleancenter.textsafe import for_console
 
-jobs_app = typer.Typer(help="Analysis jobs on Celery workers: submit, status.",
-                       no_args_is_help=True)
+jobs_app = typer.Typer(help="Analysis jobs on Celery workers: submit, status, "
+                       "requeue-stale.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="JSON output.")
+STALE_AFTER = typer.Option(
+    None, "--stale-after", min=1, help="Seconds after which a running job is stale (default: "
+    "Celery's hard time limit for the default 120 s timeout, 300 s, or on Redis the "
+    "visibility timeout if longer, plus 60 s).")
 
 
 def worker_command(
@@ -116,14 +123,16 @@ def jobs_submit(
 
 
 @jobs_app.command("status")
-def jobs_status(ctx: typer.Context, as_json: bool = JSON) -> None:
-    """Queued, running, failed and done jobs; failures with their error; queue depths.
+def jobs_status(ctx: typer.Context, stale_after: float | None = STALE_AFTER,
+                as_json: bool = JSON) -> None:
+    """Queued, running, failed and done jobs; failures with their error; stale running
+    jobs; queue depths.
 
     Exit code 0 when the status was read, 2 when the catalog could not be read.
     """
     center: Center = ctx.obj
     try:
-        status = queue_status(center)
+        status = queue_status(center, stale_after=stale_after)
     except CatalogError as exc:
         raise fail(str(exc), EXIT_ERROR) from exc
     if as_json:
@@ -139,10 +148,55 @@ def jobs_status(ctx: typer.Context, as_json: bool = JSON) -> None:
                       f"({for_console(status.broker_error or '?')})")
     else:
         out.print("broker: none set (broker_url)")
+    if status.stale_count:
+        out.print(f"[yellow]stale {status.stale_count}[/]: running, no word for more than "
+                  f"{status.stale_after:g} s (the broker lost their message); "
+                  "`cleancenter jobs requeue-stale` fails and requeues them")
+    stale = {line.id for line in status.stale}
     for line in status.running:
         started = line.started.isoformat(timespec="seconds") if line.started else "-"
-        out.print(f"running job {line.id} {line.sha256} on {for_console(line.worker or '-')} "
-                  f"since {started} (attempt {line.attempts})")
+        mark = "[yellow]stale[/] " if line.id in stale else ""
+        out.print(f"{mark}running job {line.id} {line.sha256} on "
+                  f"{for_console(line.worker or '-')} since {started} "
+                  f"(attempt {line.attempts})")
     for line in status.failures:
         out.print(f"[red]failed[/] job {line.id} {line.sha256} (attempts {line.attempts}): "
                   f"{for_console(line.error or '?')}", soft_wrap=True)
+
+
+@jobs_app.command("requeue-stale")
+def jobs_requeue_stale(ctx: typer.Context, stale_after: float | None = STALE_AFTER,
+                       as_json: bool = JSON) -> None:
+    """Fail the stale running jobs (their message was lost) and queue each sample again.
+
+    A sample that already has a queued or running job is not queued twice. Exit code 0
+    when done (also when nothing was stale), 2 when the catalog or the broker could not be
+    reached.
+    """
+    center: Center = ctx.obj
+    after = stale_after if stale_after is not None else default_stale_after(center.settings)
+    try:
+        taken = recover_stale(center, after)
+    except RequeueError as exc:
+        _print_requeued(exc.done, after, as_json)
+        raise fail(str(exc)) from exc
+    except (JobsError, CatalogError) as exc:
+        raise fail(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise fail(f"the catalog {database_label(center.settings)} failed: "
+                   f"{type(exc).__name__}: {exc}") from exc
+    _print_requeued(taken, after, as_json)
+
+
+def _print_requeued(taken: list[Requeued], stale_after: float, as_json: bool) -> None:
+    requeued = [t for t in taken if t.new_id is not None]
+    if as_json:
+        print_json({"stale_after": stale_after, "stale": len(taken),
+                    "requeued": len(requeued), "jobs": [t.to_dict() for t in taken]})
+        return
+    out.print(f"{len(taken)} stale running jobs (no word for more than {stale_after:g} s); "
+              f"{len(requeued)} requeued")
+    for t in taken:
+        what = (f"requeued as job {t.new_id}" if t.new_id is not None
+                else f"[yellow]failed, not requeued[/]: {for_console(t.error)}")
+        out.print(f"job {t.old_id} {t.sha256}: {what}", soft_wrap=True)

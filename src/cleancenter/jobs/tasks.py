@@ -28,11 +28,13 @@ from cleancenter.analyze.service import (
 from cleancenter.center import Center
 from cleancenter.config import Settings
 from cleancenter.jobs.app import TASK_ANALYZE, WorkerOptions
+from cleancenter.store.blobs import BlobError
 from cleancenter.store.catalog import RELATION, SAMPLE_NAME, utcnow
 from cleancenter.store.models import Job
 
 JOB = cast(Table, Job.__table__)
 ACTIVE = ("queued", "running")
+SETTLED = ("done", "failed")
 MAX_ATTEMPTS = 3  # a sample whose worker died this often is failed, not retried forever
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,12 @@ class JobRunner:
         state = self._process()
         catalog, blobs = state.center.catalog, state.center.blobs
         with catalog.transaction() as conn:  # one round of queries before the work
-            row = conn.execute(select(JOB.c.attempts, JOB.c.priority)
+            row = conn.execute(select(JOB.c.attempts, JOB.c.priority, JOB.c.state)
                                .where(JOB.c.id == job_id)).first()
+            if row is not None and row.state in SETTLED:
+                # delivered again after it was finished, or failed and requeued as a new
+                # job (`jobs requeue-stale`): the row's outcome stands
+                return "skipped"
             attempts = (row.attempts if row else 0) + 1
             priority = row.priority if row else 0
             conn.execute(update(JOB).where(JOB.c.id == job_id).values(
@@ -95,9 +101,16 @@ class JobRunner:
         if attempts > MAX_ATTEMPTS:
             error = (f"the worker died {attempts - 1} times on this sample (crash, memory or "
                      "killed); not retried again")
-        elif not path.is_file():
-            error = (f"the blob of sample {sha256} is missing from the blob store {blobs.root} "
-                     "(with workers on several machines the data dir must be a shared path)")
+        else:
+            try:
+                path = blobs.readable_path(sha256)  # from the bucket, with an S3 store
+            except BlobError as exc:
+                error = str(exc)
+            else:
+                if not path.is_file():
+                    error = (f"the blob of sample {sha256} is missing from the blob store "
+                             f"{blobs.location(sha256)} (with workers on several machines "
+                             "the blobs must be in S3 or on a shared path)")
         if error is not None:
             state.service.store(TaskResult(sha256=sha256, error=error))
             self._finish(app, state, job_id, sha256, priority, error)
@@ -129,9 +142,10 @@ class JobRunner:
 
             enqueue_with(app, state.center, children, priority=priority)
         with state.center.catalog.transaction() as conn:
-            conn.execute(update(JOB).where(JOB.c.id == job_id).values(
-                state="done" if error is None else "failed", error=error,
-                finished=utcnow()))
+            # only a running row: one failed meanwhile as stale keeps its "requeued as"
+            conn.execute(update(JOB).where(JOB.c.id == job_id, JOB.c.state == "running")
+                         .values(state="done" if error is None else "failed", error=error,
+                                 finished=utcnow()))
 
 
 def register(app: Any, settings: Settings, options: WorkerOptions) -> None:

@@ -27,13 +27,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from cleancenter.analyze.service import latest_label, report_for
+from cleancenter.center import open_blob_store
 from cleancenter.collect.ingest import Ingestor
 from cleancenter.portal.auth.deps import require
 from cleancenter.portal.auth.principal import Principal
 from cleancenter.portal.params import query_time
-from cleancenter.portal.search import MAX_PER_PAGE, SampleSearch, search_samples
+from cleancenter.portal.search import MAX_PER_PAGE, BadCursor, SampleSearch, search_samples
 from cleancenter.portal.state import portal_state
-from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import RELATION, SAMPLE
 from cleancenter.store.queries import get_sample
 
@@ -86,14 +86,22 @@ def samples(
                                                                  "exactly")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+    after: Annotated[str | None, Query(max_length=100, description=(
+        "the 'next' value of the previous page: the following page, as fast as the first "
+        "(page is then only echoed back)"))] = None,
     principal: Principal = Depends(require("analyst")),
 ) -> dict[str, Any]:
+    """Newest first. ``total`` is exact up to 1,000; above that ``total_exact`` is false
+    and ``total`` is 1,001. Follow ``next`` for the following page."""
     search = SampleSearch(q=q, family=family, tag=tag, file_type=type,
                           since=query_time(since, "since"),
                           until=query_time(until, "until"), ioc=ioc,
-                          page=page, per_page=per_page)
+                          page=page, per_page=per_page, after=after)
     with portal_state(request).center.catalog.engine.connect() as conn:
-        return search_samples(conn, search)
+        try:
+            return search_samples(conn, search)
+        except BadCursor as exc:
+            raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/api/v1/samples/{sha256}", summary="One sample: catalog record and analysis report",
@@ -173,7 +181,7 @@ async def upload(request: Request, principal: Principal = Depends(require("analy
             raise HTTPException(422, "the file is empty")
 
         def ingest() -> dict[str, Any]:
-            blobs = BlobStore(center.settings.blobs_dir)  # its own batch state
+            blobs = open_blob_store(center.settings)  # its own batch state
             report = Ingestor(center.catalog, blobs, tags=(UPLOAD_TAG,)).ingest_paths([target])
             prefix = str(folder) + "/"
             return {"samples_new": report.samples_new, "samples_known": report.samples_known,

@@ -2,19 +2,27 @@
 
 Builds on `cleancenter.store.queries` (its filter query, names and tags) without changing
 it; the portal adds what the command line does not have yet.
+
+Two things keep a search cheap on a catalog of a million samples (bench/million.py):
+
+- the total is counted only up to `TOTAL_CAP` (shown as "1,000+"): an exact count of a big
+  family over a year means probing tens of thousands of rows, whatever the index;
+- pages after the first are asked for by a cursor (``after``: the last row's first_seen
+  and sha256), so page 200 costs what page 1 costs. A page number alone still works (an
+  OFFSET), for links people type by hand.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, literal, select, tuple_
 
 from cleancenter.store.catalog import SAMPLE
-from cleancenter.store.models import Ioc, SampleIoc
+from cleancenter.store.models import Ioc, SampleIoc, UTCDateTime
 from cleancenter.store.queries import (
     MIN_PREFIX,
     SampleFilter,
@@ -26,7 +34,13 @@ from cleancenter.store.queries import (
 IOC = cast(Table, Ioc.__table__)
 SAMPLE_IOC = cast(Table, SampleIoc.__table__)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)~([0-9a-f]{64})$")
 MAX_PER_PAGE = 200
+TOTAL_CAP = 1_000  # totals above this are reported as "at least TOTAL_CAP + 1"
+
+
+class BadCursor(ValueError):
+    """An ``after`` value this search did not hand out."""
 
 
 @dataclass
@@ -40,6 +54,24 @@ class SampleSearch:
     ioc: str | None = None  # an IOC value, exactly (a URL, domain, address, ...)
     page: int = 1
     per_page: int = 50
+    after: str | None = None  # the ``next`` cursor of the previous page
+
+
+def make_cursor(first_seen: datetime, sha256: str) -> str:
+    """``<first_seen as naive UTC ISO 8601>~<sha256>``: readable, and safe in a URL."""
+    naive = first_seen.astimezone(UTC).replace(tzinfo=None)
+    return f"{naive.isoformat(timespec='microseconds')}~{sha256}"
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    match = _CURSOR.match(cursor.strip())
+    if match is None:
+        raise BadCursor("not a cursor of this search (use the 'next' value of a page)")
+    try:
+        when = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise BadCursor(f"not a time in the cursor: {exc}") from None
+    return when, match.group(2)
 
 
 def _query(search: SampleSearch) -> Any:
@@ -52,7 +84,7 @@ def _query(search: SampleSearch) -> Any:
     if search.family:
         # lower() on both sides, in SQL: each backend folds the name as it folds the
         # column (SQLite ASCII only, PostgreSQL all letters), and the (lower(family),
-        # first_seen) index of migration 0009 serves the search in date order
+        # first_seen, sha256) index of migration 0009 serves the search in date order
         query = query.where(func.lower(SAMPLE.c.family) == func.lower(search.family))
     if search.ioc:
         with_ioc = (select(SAMPLE_IOC.c.sha256)
@@ -62,18 +94,41 @@ def _query(search: SampleSearch) -> Any:
     return query
 
 
-def search_samples(conn: Connection, search: SampleSearch) -> dict[str, Any]:
-    """``{"total", "page", "per_page", "samples": [...]}``, newest first."""
+def _count(conn: Connection, query: Any, cap: int | None) -> int:
+    counted = query if cap is None else query.limit(cap + 1)
+    return int(conn.execute(select(func.count()).select_from(counted.subquery())).scalar_one())
+
+
+def search_samples(conn: Connection, search: SampleSearch, *,
+                   total_cap: int | None = TOTAL_CAP) -> dict[str, Any]:
+    """``{"total", "total_exact", "page", "per_page", "next", "samples": [...]}``, newest
+    first (first_seen, then sha256, both descending).
+
+    ``total`` is exact when ``total_exact``; otherwise there are more than ``total_cap``
+    and ``total`` is ``total_cap + 1``. ``next`` is the cursor of the following page, or
+    None on the last one. Raises `BadCursor` for an ``after`` it cannot read.
+    """
     per_page = max(1, min(search.per_page, MAX_PER_PAGE))
     page = max(1, search.page)
     query = _query(search)
-    total = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
-    rows = conn.execute(query.order_by(SAMPLE.c.first_seen.desc(), SAMPLE.c.sha256)
-                        .limit(per_page).offset((page - 1) * per_page)).all()
+    total = _count(conn, query, total_cap)
+    exact = total_cap is None or total <= total_cap
+    c = SAMPLE.c
+    paged = query.order_by(c.first_seen.desc(), c.sha256.desc()).limit(per_page + 1)
+    if search.after:
+        when, sha = parse_cursor(search.after)
+        paged = paged.where(tuple_(c.first_seen, c.sha256)
+                            < tuple_(literal(when, UTCDateTime), literal(sha)))
+    else:
+        paged = paged.offset((page - 1) * per_page)
+    rows = conn.execute(paged).all()
+    more, rows = len(rows) > per_page, rows[:per_page]
     names, tags = _names_and_tags(conn, [r.sha256 for r in rows])
     samples = []
     for row in rows:
         data = _summary(row, names[row.sha256], tags[row.sha256]).to_dict()
         data["verdict"], data["family"] = row.verdict, row.family
         samples.append(data)
-    return {"total": total, "page": page, "per_page": per_page, "samples": samples}
+    next_cursor = make_cursor(rows[-1].first_seen, rows[-1].sha256) if more else None
+    return {"total": total, "total_exact": exact, "page": page, "per_page": per_page,
+            "next": next_cursor, "samples": samples}

@@ -1,14 +1,23 @@
-"""``cleancenter serve``: the portal under uvicorn, one process."""
+"""``cleancenter serve``: the portal under uvicorn, in one process or several.
+
+With ``--workers N`` uvicorn starts N processes on the same socket; each builds the app
+from the settings, which the command hands down as ``CLEANCENTER_*`` variables (so a
+``--config`` file or ``--data-dir`` option reaches every process).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import typer
 
 from cleancenter.center import Center
+from cleancenter.config import ENV_PREFIX, SETTINGS, load_settings
 from cleancenter.console import err
+
+FUNNEL_TTL_VAR = ENV_PREFIX + "PORTAL_FUNNEL_CACHE"
 
 # Tokens are in the landing URL, the download link and the typed code; a session's CSRF
 # token can be on an upload form's action URL: the access log keeps none of them.
@@ -22,6 +31,12 @@ def redact(path: str) -> str:
 
 class RedactTokens(logging.Filter):
     """Rewrites the request line of uvicorn's access log records."""
+
+    @classmethod
+    def install(cls) -> None:
+        access = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, cls) for f in access.filters):
+            access.addFilter(cls())
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -37,6 +52,9 @@ def serve_command(
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port"),
     funnel_cache: float = typer.Option(30.0, min=0, help="seconds the public figures are "
                                                           "kept before they are recounted"),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, max=64, help=(
+        "server processes on the one socket (about one per core; rate limits and caches "
+        "are per process)")),
 ) -> None:
     """Run the portal: landing pages, cleaner downloads, cleaner reports, figures."""
     import uvicorn
@@ -45,9 +63,40 @@ def serve_command(
 
     center: Center = ctx.obj
     center.catalog  # noqa: B018  # open (and migrate) the catalog before listening
+    err.print(f"cleancenter portal on http://{host}:{port}/ (data: {center.settings.data_dir}"
+              + (f", {workers} processes)" if workers > 1 else ")"))
+    if workers > 1:
+        center.close()
+        _hand_down(center, funnel_cache)
+        uvicorn.run("cleancenter.portal.serve:app_from_environment", factory=True,
+                    host=host, port=port, workers=workers, server_header=False,
+                    log_level="info")
+        return
     app = create_app(center, funnel_ttl=funnel_cache)
     config = uvicorn.Config(app, host=host, port=port, server_header=False,
                             log_level="info")
-    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-    err.print(f"cleancenter portal on http://{host}:{port}/ (data: {center.settings.data_dir})")
+    RedactTokens.install()
     uvicorn.Server(config).run()
+
+
+def _hand_down(center: Center, funnel_cache: float) -> None:
+    """The effective settings as environment variables of the server processes."""
+    settings = center.settings
+    for name in SETTINGS:
+        value = getattr(settings, name)
+        var = ENV_PREFIX + name.upper()
+        if value is None or value == "":
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = str(value)
+    os.environ.pop(ENV_PREFIX + "CONFIG", None)  # everything it said is in the variables
+    os.environ[FUNNEL_TTL_VAR] = str(funnel_cache)
+
+
+def app_from_environment() -> object:
+    """The app factory of each server process of ``serve --workers``."""
+    from cleancenter.portal.app import create_app
+
+    RedactTokens.install()
+    funnel = float(os.environ.get(FUNNEL_TTL_VAR, "30"))
+    return create_app(load_settings(), funnel_ttl=funnel)

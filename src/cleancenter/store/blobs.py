@@ -55,7 +55,7 @@ class BlobProblem:
     ``writable``, ``stale-temp`` or ``orphan``."""
 
     kind: str
-    path: Path
+    path: Path | str  # a file, or an object's s3:// URL
     detail: str
 
 
@@ -102,6 +102,10 @@ class BlobStore:
         if not _SHA256.match(sha256):
             raise BlobError(f"not a sha256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def location(self, sha256: str) -> Path | str:
+        """Where the blob of record is, for messages: a path here, a URL in `S3BlobStore`."""
+        return self.path_for(sha256)
 
     def readable_path(self, sha256: str) -> Path:
         """Where the blob's bytes are now: its own path, or its temp file in a batch."""
@@ -218,6 +222,18 @@ class BlobStore:
         for path in self.iter_paths():
             if _SHA256.match(path.name):
                 yield path.name
+
+    def count(self) -> int:
+        """Files in the store (strays included), for a progress bar."""
+        return sum(1 for _ in self.iter_paths())
+
+    def audit(self) -> Iterator[tuple[str | None, list[BlobProblem]]]:
+        """Every stored file re-hashed: (its sha256 name, or None when it is no blob at
+        all, such as a stale temp file; its problems)."""
+        for path in self.iter_paths():
+            problems = self.check(path)
+            stray = any(p.kind in ("stale-temp", "misplaced") for p in problems)
+            yield (None if stray else path.name), problems
 
     def check(self, path: Path) -> list[BlobProblem]:
         """Re-hash one stored file and check its name, place and mode."""

@@ -29,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -118,6 +119,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
+MIGRATION_LOCK = 0x63636D6967  # "ccmig": the advisory lock key of schema upgrades
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None  # None: an empty database
+    head: str
+    newer_than_code: bool  # the catalog has a revision this code does not know
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
 class Catalog:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -148,13 +163,37 @@ class Catalog:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
+    def schema_state(self) -> SchemaState:
+        """This catalog's revision against the newest this code knows."""
+        script = ScriptDirectory.from_config(self._alembic_config())
+        current = self.schema_revision()
+        known = {rev.revision for rev in script.walk_revisions()}
+        return SchemaState(current, script.get_current_head() or "",
+                           current is not None and current not in known)
+
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (cheap when it already is)."""
+        """Bring the schema to the newest revision (cheap when it already is).
+
+        Many processes may start at once after an upgrade (every worker, every portal
+        process): on PostgreSQL they queue on an advisory lock and each looks again
+        once it holds it, so one upgrades and the rest find the work done. A catalog
+        newer than this code is refused: an old worker must not run on a new schema.
+        """
         cfg = self._alembic_config()
-        head = ScriptDirectory.from_config(cfg).get_current_head()
-        if self.schema_revision() == head:
+        state = self.schema_state()
+        if state.newer_than_code:
+            raise CatalogError(
+                f"the catalog {self.safe_url} is at schema revision {state.current}, which "
+                f"this cleancenter ({state.head} is its newest) does not know: the catalog "
+                "was upgraded by a newer release; upgrade cleancenter on this machine")
+        if state.current == state.head:
             return
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": MIGRATION_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() == state.head:
+                    return  # another process upgraded while we waited
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

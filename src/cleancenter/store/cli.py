@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -19,7 +20,8 @@ from cleancenter.console import (
     parse_when,
     print_json,
 )
-from cleancenter.store.catalog import SAMPLE, CatalogError
+from cleancenter.store.blobs import BlobError, BlobStore
+from cleancenter.store.catalog import SAMPLE, Catalog, CatalogError
 from cleancenter.store.queries import (
     EventFilter,
     SampleFilter,
@@ -31,6 +33,7 @@ from cleancenter.store.queries import (
     get_sample,
     store_counts,
 )
+from cleancenter.store.s3blobs import S3BlobStore
 from cleancenter.store.verify import verify_store
 from cleancenter.textsafe import for_console
 
@@ -48,10 +51,13 @@ def store_verify(ctx: typer.Context, as_json: bool = JSON) -> None:
     Exit code 0 when all is well, 1 when a problem was found.
     """
     center: Center = ctx.obj
-    total = sum(1 for _ in center.blobs.iter_paths())
-    with RichProgress(enabled=not as_json) as progress:
-        progress.start("verifying blobs", total)
-        report = verify_store(center.blobs, center.catalog, progress.advance)
+    try:
+        total = center.blobs.count()
+        with RichProgress(enabled=not as_json) as progress:
+            progress.start("verifying blobs", total)
+            report = verify_store(center.blobs, center.catalog, progress.advance)
+    except BlobError as exc:
+        raise fail(str(exc)) from exc
     if as_json:
         print_json(report.to_dict())
     else:
@@ -63,6 +69,100 @@ def store_verify(ctx: typer.Context, as_json: bool = JSON) -> None:
             out.print(f"[red]missing[/]: {sha}: catalog row without its blob")
         out.print("[green]store OK[/]" if report.ok else "[red]store has problems[/]")
     if not report.ok:
+        raise typer.Exit(EXIT_FOUND)
+
+
+@store_app.command("migrate")
+def store_migrate(
+    ctx: typer.Context,
+    check: bool = typer.Option(False, "--check", help="Only say whether an upgrade is due "
+                               "(exit 1 when it is)."),
+    as_json: bool = JSON,
+) -> None:
+    """Bring the catalog's schema to this release's newest revision.
+
+    Every command does this when it opens the catalog; when upgrading several machines,
+    stop the workers and portals, run this once, then start the new release everywhere.
+    Exit code 0 up to date, 1 (with --check) an upgrade is due, 2 error (also: the
+    catalog is newer than this release).
+    """
+    center: Center = ctx.obj
+    try:
+        catalog = Catalog(center.settings.database_url, migrate=False)
+    except CatalogError as exc:
+        raise fail(str(exc)) from exc
+    try:
+        before = catalog.schema_state()
+        if before.newer_than_code:
+            raise fail(f"the catalog is at schema revision {before.current}, newer than this "
+                       f"release knows (its newest is {before.head}): upgrade cleancenter")
+        if not check and not before.up_to_date:
+            catalog.migrate()
+        after = before if check else catalog.schema_state()
+    except CatalogError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        catalog.close()
+    result = {"catalog": catalog.safe_url, "before": before.current, "now": after.current,
+              "head": after.head, "up_to_date": after.up_to_date}
+    if as_json:
+        print_json(result)
+    elif check:
+        out.print(f"schema {before.current or '(empty)'}; this release's newest {before.head}: "
+                  + ("up to date" if before.up_to_date else "an upgrade is due"))
+    else:
+        out.print(f"schema {before.current or '(empty)'} -> {after.current}"
+                  if before.current != after.current else f"schema {after.current}: up to date")
+    if check and not before.up_to_date:
+        raise typer.Exit(EXIT_FOUND)
+
+
+@store_app.command("upload-blobs")
+def store_upload_blobs(
+    ctx: typer.Context,
+    source: Path = typer.Option(None, "--from", help="The blobs folder to copy from "
+                                "(default: the data dir's, which the S3 store uses as "
+                                "its cache)."),
+    as_json: bool = JSON,
+) -> None:
+    """Copy every blob of a local blobs folder that the S3 bucket lacks (moving a center
+    from one machine's folder to S3). Each file is re-hashed first; a file that does not
+    hash to its name is not sent, and is listed.
+
+    Exit code 0 when every blob is in the bucket, 1 when a file was refused, 2 on error.
+    """
+    center: Center = ctx.obj
+    store = center.blobs
+    if not isinstance(store, S3BlobStore):
+        raise fail("blob_url is not an s3:// URL: there is no bucket to copy to")
+    local = BlobStore(source or center.settings.blobs_dir)
+    sent = present = 0
+    refused: list[dict[str, str]] = []
+    try:
+        with RichProgress(enabled=not as_json) as progress:
+            progress.start("uploading blobs", local.count())
+            for path in local.iter_paths():
+                problems = [p for p in local.check(path) if p.kind != "writable"]
+                if problems:
+                    refused += [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
+                                for p in problems if p.kind != "stale-temp"]
+                elif store.upload(path.name, path):
+                    sent += 1
+                else:
+                    present += 1
+                progress.advance()
+    except BlobError as exc:
+        raise fail(str(exc)) from exc
+    result = {"sent": sent, "already_there": present, "refused": refused,
+              "bucket": store.where}
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"{sent} blobs sent to {for_console(store.where)}, {present} were there")
+        for item in refused:
+            out.print(f"[red]{item['kind']}[/]: {for_console(item['path'])}: "
+                      f"{for_console(item['detail'])}")
+    if refused:
         raise typer.Exit(EXIT_FOUND)
 
 

@@ -41,15 +41,15 @@ def verify_store(
         known = set(conn.execute(select(SAMPLE.c.sha256)).scalars())
     report.samples_in_catalog = len(known)
     seen: set[str] = set()
-    for path in blobs.iter_paths():
+    for name, problems in blobs.audit():
         report.blobs_checked += 1
-        problems = blobs.check(path)
         report.problems.extend(problems)
-        if not any(p.kind in ("stale-temp", "misplaced") for p in problems):
-            seen.add(path.name)
-            if path.name not in known:
+        if name is not None:
+            seen.add(name)
+            if name not in known:
+                where = blobs.location(name)
                 report.problems.append(
-                    BlobProblem("orphan", path, "blob has no catalog row (interrupted ingest?)")
+                    BlobProblem("orphan", where, "blob has no catalog row (interrupted ingest?)")
                 )
         if advance:
             advance()

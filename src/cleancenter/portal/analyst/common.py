@@ -87,8 +87,8 @@ def parse_day(text: str | None, *, end: bool = False) -> datetime | None:
 @dataclasses.dataclass(frozen=True)
 class Pager:
     page: int
-    pages: int
-    total: int
+    pages: int | None  # None when the total is only known to be above a cap
+    total: str  # "1,234", or "1,001+" for a capped count
     prev_url: str | None
     next_url: str | None
 
@@ -96,13 +96,33 @@ class Pager:
 def pager(request: Request, total: int, page: int, per_page: int = PER_PAGE) -> Pager:
     """Links to the previous and next page, keeping the other query parameters."""
     pages = max(1, math.ceil(total / per_page))
-    params = {k: v for k, v in request.query_params.items() if k != "page" and v != ""}
+    params = {k: v for k, v in request.query_params.items()
+              if k not in ("page", "after") and v != ""}
 
     def url(number: int) -> str:
         return request.url.path + "?" + urlencode({**params, "page": str(number)})
 
-    return Pager(page, pages, total, url(page - 1) if page > 1 else None,
+    return Pager(page, pages, f"{total:,}", url(page - 1) if page > 1 else None,
                  url(page + 1) if page < pages else None)
+
+
+def search_pager(request: Request, result: Mapping[str, Any]) -> Pager:
+    """The pager of a `search_samples` result: "next" follows its cursor, so a deep page
+    costs what the first does; "previous" is a page number (an offset)."""
+    page_number, per_page = int(result["page"]), int(result["per_page"])
+    total, exact = int(result["total"]), bool(result["total_exact"])
+    params = {k: v for k, v in request.query_params.items()
+              if k not in ("page", "after") and v != ""}
+
+    def url(extra: dict[str, str]) -> str:
+        return request.url.path + "?" + urlencode({**params, **extra})
+
+    prev_url = url({"page": str(page_number - 1)}) if page_number > 1 else None
+    next_url = (url({"page": str(page_number + 1), "after": str(result["next"])})
+                if result.get("next") else None)
+    pages = max(1, math.ceil(total / per_page)) if exact else None
+    return Pager(page_number, pages, f"{total:,}" if exact else f"{total - 1:,}+",
+                 prev_url, next_url)
 
 
 def page(request: Request, name: str, context: Mapping[str, Any] | None = None, *,

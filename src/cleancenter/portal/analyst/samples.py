@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from sqlalchemy import Connection, func, select
@@ -27,10 +27,11 @@ from cleancenter.portal.analyst.common import (
     page,
     pager,
     parse_day,
+    search_pager,
     when,
 )
 from cleancenter.portal.auth import Principal
-from cleancenter.portal.search import SampleSearch, search_samples
+from cleancenter.portal.search import BadCursor, SampleSearch, search_samples
 from cleancenter.share.gather import FamilyData, family_name, load_family, load_sample
 from cleancenter.share.misp import misp_family_event, misp_sample_event
 from cleancenter.share.stix import MEDIA_TYPE, stix_family_bundle, stix_sample_bundle
@@ -71,6 +72,7 @@ def samples(
     until: Annotated[str | None, Query(max_length=40)] = None,
     ioc: Annotated[str | None, Query(max_length=2048)] = None,
     page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+    after: Annotated[str | None, Query(max_length=100)] = None,
     principal: Principal = ANALYST,
 ) -> Response:
     form = {"q": q or "", "family": family or "", "tag": tag or "", "type": type or "",
@@ -81,22 +83,26 @@ def samples(
     except ValueError:
         start = end = None
         problem = "analyst_bad_date"
-    result: dict[str, Any] = {"total": 0, "samples": []}
+    result: dict[str, Any] = {"total": 0, "total_exact": True, "page": 1,
+                              "per_page": PER_PAGE, "next": None, "samples": []}
+    types: list[str] = []
     if problem is None:
         search = SampleSearch(q=q or None, family=family or None, tag=tag or None,
                               file_type=type or None, since=start, until=end,
-                              ioc=ioc or None, page=page_number, per_page=PER_PAGE)
+                              ioc=ioc or None, page=page_number, per_page=PER_PAGE,
+                              after=after or None)
         with center_of(request).catalog.engine.connect() as conn:
-            result = search_samples(conn, search)
+            try:
+                result = search_samples(conn, search)
+            except BadCursor:
+                problem = "analyst_bad_cursor"
             types = list(conn.execute(select(SAMPLE.c.file_type).distinct()
                                       .order_by(SAMPLE.c.file_type)).scalars())
-    else:
-        types = []
     rows = [{**s, "family_url": family_url(s["family"]) if s.get("family") else None,
              "first_seen": when(s["first_seen"])} for s in result["samples"]]
     return page(request, "analyst/samples.html", {
         "form": inert(form), "rows": inert(rows), "types": inert(types),
-        "pager": pager(request, int(result["total"]), page_number), "problem": problem,
+        "pager": search_pager(request, result), "problem": problem,
     }, status_code=422 if problem else 200)
 
 
@@ -275,17 +281,21 @@ async def family_misp(request: Request, name: FAMILY, principal: Principal = ANA
 @router.get("/families/{name:path}")
 def family(request: Request, name: FAMILY,
            page_number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+           after: Annotated[str | None, Query(max_length=100)] = None,
            principal: Principal = ANALYST) -> Response:
     with center_of(request).catalog.engine.connect() as conn:
         canonical = family_name(conn, name)
         if canonical is None:
             raise not_found()
-        result = search_samples(conn, SampleSearch(family=canonical, page=page_number,
-                                                   per_page=PER_PAGE))
+        try:
+            result = search_samples(conn, SampleSearch(family=canonical, page=page_number,
+                                                       per_page=PER_PAGE, after=after))
+        except BadCursor:
+            raise HTTPException(422, "not a cursor of this list") from None
     rows = [{**s, "first_seen": when(s["first_seen"])} for s in result["samples"]]
     return page(request, "analyst/family.html", {
         "name": printable_name(canonical), "url": family_url(canonical), "rows": inert(rows),
-        "pager": pager(request, int(result["total"]), page_number)})
+        "pager": search_pager(request, result)})
 
 
 def printable_name(name: str) -> str:

@@ -20,12 +20,11 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from cleancenter.center import Center
+from cleancenter.center import Center, open_blob_store
 from cleancenter.collect.ingest import Ingestor
 from cleancenter.portal.analyst.common import ANALYST, center_of, inert, page
 from cleancenter.portal.api_samples import UPLOAD_TAG, safe_name, save_upload
 from cleancenter.portal.auth import Principal
-from cleancenter.store.blobs import BlobStore
 from cleancenter.store.catalog import RELATION
 
 router = APIRouter(prefix="/analyst", include_in_schema=False)
@@ -58,7 +57,7 @@ def _extracted(center: Center, top: str) -> list[str]:
 
 
 def _ingest(center: Center, folder: Path, target: Path, sha256: str) -> dict[str, Any]:
-    blobs = BlobStore(center.settings.blobs_dir)  # its own batch state
+    blobs = open_blob_store(center.settings)  # its own batch state
     report = Ingestor(center.catalog, blobs, tags=(UPLOAD_TAG,)).ingest_paths([target])
     prefix = str(folder) + "/"
     return {"samples_new": report.samples_new, "samples_known": report.samples_known,

@@ -36,6 +36,8 @@ JA: dict[str, str] = {
     "analyst_prev": "前へ",
     "analyst_next": "次へ",
     "analyst_bad_date": "日付は YYYY-MM-DD の形式で入力してください。",
+    "analyst_bad_cursor": ("このページの続きの位置が読めません。"
+                           "最初のページから開き直してください。"),
     "analyst_bad_ip": "IP アドレスまたは CIDR (例: 192.0.2.0/24) を入力してください。",
     "analyst_sha256": "SHA-256",
     "analyst_names": "ファイル名",
@@ -165,6 +167,8 @@ EN: dict[str, str] = {
     "analyst_prev": "Previous",
     "analyst_next": "Next",
     "analyst_bad_date": "Enter dates as YYYY-MM-DD.",
+    "analyst_bad_cursor": "This page's position in the list cannot be read; start again "
+                          "from the first page.",
     "analyst_bad_ip": "Enter an IP address or a CIDR network (e.g. 192.0.2.0/24).",
     "analyst_sha256": "SHA-256",
     "analyst_names": "Names",
