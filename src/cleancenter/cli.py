@@ -21,6 +21,7 @@ from cleancenter.portal.auth.cli import tokens_app, users_app
 from cleancenter.portal.serve import serve_command
 from cleancenter.publish.cli import publish_app
 from cleancenter.share.cli import share_app
+from cleancenter.store.blobs import BlobError
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
 
@@ -106,6 +107,6 @@ app.add_typer(jobs_app, name="jobs")
 def main() -> None:
     try:
         app()
-    except (CatalogError, ConfigError) as exc:
+    except (CatalogError, ConfigError, BlobError) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         raise SystemExit(EXIT_ERROR) from exc

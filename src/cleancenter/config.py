@@ -148,9 +148,15 @@ def load_settings(
         raise ConfigError(f"broker_visibility_timeout ({visibility.source}) must be a "
                           f"positive number of seconds, not {visibility.value!r}")
     blob_url = chosen["blob_url"].value or None
-    if blob_url is not None and not blob_url.startswith("s3://"):
-        raise ConfigError(f"blob_url ({chosen['blob_url'].source}) must be empty or "
-                          f"s3://BUCKET[/PREFIX], not {blob_url!r}")
+    if blob_url is not None:
+        from cleancenter.store.blobs import BlobError
+        from cleancenter.store.s3blobs import parse_blob_url
+
+        try:
+            parse_blob_url(blob_url)
+        except BlobError:
+            raise ConfigError(f"blob_url ({chosen['blob_url'].source}) must be empty or "
+                              f"s3://BUCKET[/PREFIX], not {blob_url!r}") from None
     return Settings(
         data_dir=data_dir,
         database_url=chosen["database_url"].value or default_sqlite_url(data_dir),

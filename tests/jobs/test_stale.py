@@ -27,7 +27,13 @@ from cleancenter.jobs.app import (
     celery_config,
     queue_for,
 )
-from cleancenter.jobs.recover import MAX_REQUEUES, RequeueError, recover_stale, requeue_stale
+from cleancenter.jobs.recover import (
+    MAX_REQUEUES,
+    RequeueError,
+    recover_stale,
+    requeue_stale,
+    resend_lost_queued,
+)
 from cleancenter.jobs.status import default_stale_after, hard_time_limit, queue_status
 from cleancenter.jobs.submit import enqueue, enqueue_submissions
 from cleancenter.store.catalog import utcnow
@@ -197,7 +203,8 @@ def test_requeue_stale_cli_json_twice_and_the_error_exits(
     code, output = cli(c, "jobs", "requeue-stale", "--stale-after", "600", "--json")
     assert code == 0, output
     doc = json.loads(output)
-    assert set(doc) == {"stale_after", "stale", "requeued", "jobs"}
+    assert set(doc) == {"stale_after", "stale", "requeued", "jobs", "resent"}
+    assert doc["resent"] == []
     assert (doc["stale_after"], doc["stale"], doc["requeued"]) == (600, 2, 1)
     first, second = doc["jobs"]
     assert set(first) == {"old_id", "sha256", "priority", "worker", "started", "new_id",
@@ -214,7 +221,7 @@ def test_requeue_stale_cli_json_twice_and_the_error_exits(
 
     code, output = cli(c, "jobs", "requeue-stale", "--stale-after", "600", "--json")
     assert code == 0 and json.loads(output) == {"stale_after": 600, "stale": 0,
-                                                "requeued": 0, "jobs": []}
+                                                "requeued": 0, "jobs": [], "resent": []}
     assert len(c.jobs()) == 3
 
     # rich output; and a sample whose jobs went stale too often is not queued again
@@ -284,3 +291,23 @@ def test_a_late_delivery_of_a_requeued_job_leaves_its_row_alone(
     after = next(j for j in c.jobs() if j["id"] == old)
     assert after == before and after["state"] == "failed" and f"job {new}" in after["error"]
     assert report_count(c, sha) == 0
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once(
+        redis_cluster: Cluster, tmp_path: Path) -> None:
+    """Redis restarted without persistence: the queue is empty, the row says queued. Only
+    rows older than the threshold in an empty queue are sent again; a worker runs it."""
+    c = redis_cluster
+    old_sha, new_sha = c.ingest(text_samples(tmp_path / "lost", 2))
+    old = lost_job(c, old_sha, ago=2 * HOUR)
+    young = lost_job(c, new_sha, ago=60)
+    with c.center.catalog.transaction() as conn:
+        conn.execute(update(JOB).where(JOB.c.id.in_([old, young]))
+                     .values(state="queued", started=None, attempts=0, worker=None))
+    assert resend_lost_queued(c.center, HOUR) == [old]
+    # the message is waiting now: the queue is not empty, nothing is sent twice
+    assert resend_lost_queued(c.center, HOUR) == []
+    c.start_worker("w1")
+    c.wait(lambda: c.job_counts().get("done", 0) == 1, 60, "the resent job done")
+    assert report_count(c, old_sha) == 1 and report_count(c, new_sha) == 0
+    assert {j["id"]: j["state"] for j in c.jobs()} == {old: "done", young: "queued"}

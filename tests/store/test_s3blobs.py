@@ -138,8 +138,10 @@ def test_unknown_access_key_is_a_clear_error(s3_server: S3Server, bucket: str,
     assert not any(tmp_path.rglob(".tmp-*"))
 
 
-@pytest.mark.parametrize("url", ["s3:/bucket", "http://bucket/x", "s3://", "s3://b/p?x=1",
-                                 "/srv/blobs"])
+@pytest.mark.parametrize("url", ["s3:/bucket", "http://bucket/x", "s3://", "s3://bb/p?x=1",
+                                 "/srv/blobs", "s3:///blobs", "s3://Upper/x", "s3://ab",
+                                 "s3://user:pw@bucket/x", "s3://bucket:9000/x",
+                                 "s3://bucket//x"])
 def test_bad_blob_url_is_refused(url: str) -> None:
     with pytest.raises((BlobError, ConfigError)):
         parse_blob_url(url)
@@ -148,12 +150,13 @@ def test_bad_blob_url_is_refused(url: str) -> None:
 
 def test_blob_url_setting(tmp_path: Path) -> None:
     assert parse_blob_url("s3://bucket") == ("bucket", "")
+    assert parse_blob_url("s3://my.bucket-1/x") == ("my.bucket-1", "x/")
     assert parse_blob_url("s3://bucket/a/b/") == ("bucket", "a/b/")
     settings = load_settings(environ={"CLEANCENTER_DATA_DIR": str(tmp_path),
-                                      "CLEANCENTER_BLOB_URL": "s3://b/x",
+                                      "CLEANCENTER_BLOB_URL": "s3://bkt/x",
                                       "CLEANCENTER_S3_ENDPOINT_URL": "http://127.0.0.1:9"})
     store = open_blob_store(settings)
-    assert isinstance(store, S3BlobStore) and (store.bucket, store.prefix) == ("b", "x/")
+    assert isinstance(store, S3BlobStore) and (store.bucket, store.prefix) == ("bkt", "x/")
     assert store.root == tmp_path / "blobs"
     assert type(open_blob_store(load_settings(environ={}))) is BlobStore
     with pytest.raises(ConfigError, match="blob_url"):
@@ -247,3 +250,70 @@ def test_upload_blobs_moves_a_folder_center_to_s3(tmp_path: Path, s3_server: S3S
     no_s3 = runner.invoke(app, ["--data-dir", str(data), "store", "upload-blobs"],
                           env={"CLEANCENTER_BLOB_URL": ""})
     assert no_s3.exit_code == 2 and "not an s3://" in no_s3.output
+
+
+def test_a_cached_blob_the_bucket_lacks_is_still_uploaded(s3_server: S3Server, bucket: str,
+                                                         tmp_path: Path) -> None:
+    """The folder of a center that moves to S3 becomes the cache: what is in it is not
+    in the bucket yet, and new ingests of the same content must still send it."""
+    cache = tmp_path / "data" / "blobs"
+    BlobStore(cache).put_bytes(b"ingested before the move")
+    sha = hashlib.sha256(b"ingested before the move").hexdigest()
+    store = _store(s3_server, cache, bucket)
+    assert store.put_bytes(b"ingested before the move").sha256 == sha
+    assert s3_server.keys(bucket) == [_key(sha)]
+
+    BlobStore(cache).put_bytes(b"second, by a batch")
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"second, by a batch")
+    center = Center(load_settings(overrides={
+        "data_dir": str(tmp_path / "data"), "blob_url": f"s3://{bucket}",
+        "s3_endpoint_url": s3_server.endpoint}, environ={}))
+    try:
+        report = Ingestor(center.catalog, center.blobs).ingest_paths([note])
+    finally:
+        center.close()
+    assert report.error_count == 0
+    second = hashlib.sha256(b"second, by a batch").hexdigest()
+    assert _store(s3_server, tmp_path / "elsewhere", bucket).read(second) == b"second, by a batch"
+
+
+def test_verify_also_checks_this_machines_cache(s3_server: S3Server, bucket: str,
+                                                tmp_path: Path, database_url: str) -> None:
+    center = _center(tmp_path, "m", database_url, s3_server, bucket)
+    try:
+        note = tmp_path / "note.txt"
+        note.write_bytes(b"cached here")
+        Ingestor(center.catalog, center.blobs).ingest_paths([note])
+        sha = hashlib.sha256(b"cached here").hexdigest()
+        cached = center.blobs.path_for(sha)
+        cached.chmod(0o600)
+        cached.write_bytes(b"changed in the cache")
+        report = verify_store(center.blobs, center.catalog)
+    finally:
+        center.close()
+    assert {(p.kind, str(p.path)) for p in report.problems} == {
+        ("mismatch", str(cached)), ("writable", str(cached))}
+    assert all("cache" in p.detail for p in report.problems) and not report.missing
+
+
+def test_an_unreachable_store_fails_each_sample_not_the_run(tmp_path: Path, bucket: str,
+                                                           s3_server: S3Server) -> None:
+    center = _center(tmp_path, "m", f"sqlite:///{tmp_path / 'cat.sqlite'}", s3_server, bucket)
+    notes = []
+    for i in range(3):
+        notes.append(tmp_path / f"n{i}.txt")
+        notes[-1].write_bytes(f"note {i}".encode())
+    Ingestor(center.catalog, center.blobs).ingest_paths(notes)
+    center.close()
+    gone = Center(load_settings(overrides={
+        "data_dir": str(tmp_path / "other"), "database_url": f"sqlite:///{tmp_path / 'cat.sqlite'}",
+        "blob_url": f"s3://{bucket}/center",
+        "s3_endpoint_url": f"http://127.0.0.1:{free_port()}"}, environ={}))
+    try:
+        summary = run_analysis(gone, None, all_pending=True, workers=1)
+    finally:
+        gone.close()
+    assert summary.failed == 3 and summary.analyzed == 0
+    assert len(summary.errors) == 3
+    assert all("cannot fetch blob" in json.dumps(e) for e in summary.errors), summary.errors

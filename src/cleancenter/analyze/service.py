@@ -29,7 +29,7 @@ from cleancenter.analyze.pipeline import Outcome, StaticAnalyzer
 from cleancenter.analyze.report import ANALYZER_VERSION, Report
 from cleancenter.analyze.similarity import family_by_neighbour
 from cleancenter.collect.filetype import HEAD_SIZE, sniff
-from cleancenter.store.blobs import BlobStore
+from cleancenter.store.blobs import BlobError, BlobStore
 from cleancenter.store.catalog import SAMPLE, SAMPLE_NAME, Catalog, NewSample, utcnow
 from cleancenter.store.models import AnalysisReport, AnalystLabel, Ioc, SampleIoc
 
@@ -161,7 +161,12 @@ class AnalysisService:
         return summary
 
     def _execute(self, sha256s: list[str]) -> Iterable[TaskResult]:
-        jobs = [(s, str(self.blobs.readable_path(s)), self._name(s)) for s in sha256s]
+        jobs = []
+        for sha in sha256s:
+            try:  # with an S3 store this fetches the blob: a failure is this sample's
+                jobs.append((sha, str(self.blobs.readable_path(sha)), self._name(sha)))
+            except BlobError as exc:
+                yield TaskResult(sha256=sha, error=str(exc))
         if self.progress is not None:
             self.progress.start("analyzing", len(jobs))
         self.workdir.mkdir(parents=True, exist_ok=True)

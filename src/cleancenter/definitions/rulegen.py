@@ -44,7 +44,7 @@ from sqlalchemy import Table, select
 from cleancenter.analyze.report import ANALYZER_VERSION
 from cleancenter.analyze.strings import scan_strings
 from cleancenter.definitions.goodware import GoodwareIndex, Progress, read_regular
-from cleancenter.store.blobs import BlobStore
+from cleancenter.store.blobs import BlobError, BlobStore
 from cleancenter.store.catalog import SAMPLE, Catalog
 from cleancenter.store.models import AnalysisReport
 
@@ -507,7 +507,7 @@ def _plan(family: str, ident: str, members: list[str], blobs: BlobStore,
             try:
                 with blobs.open(sha256) as fh:
                     data = fh.read(MAX_SAMPLE_BYTES)
-            except OSError as exc:
+            except (OSError, BlobError) as exc:
                 raise _Refused("unreadable_member",
                                f"member {sha256}: blob unreadable ({exc})") from exc
             yield sha256, data
@@ -625,7 +625,7 @@ def _verify_members(plans: dict[str, _Plan], blobs: BlobStore, refuse: _Refuse,
                 with blobs.open(sha256) as fh:
                     data = fh.read(MAX_SAMPLE_BYTES)
                 matched = {r.identifier for r in scanner.scan(data).matching_rules}
-            except (OSError, yara_x.TimeoutError, yara_x.ScanError) as exc:
+            except (OSError, BlobError, yara_x.TimeoutError, yara_x.ScanError) as exc:
                 missed = ("unreadable_member", f"member {sha256} could not be scanned ({exc})")
                 break
             if plan.rule_name not in matched:

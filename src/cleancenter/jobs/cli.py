@@ -26,7 +26,7 @@ from cleancenter.jobs.app import (
     database_label,
     queue_name,
 )
-from cleancenter.jobs.recover import Requeued, RequeueError, recover_stale
+from cleancenter.jobs.recover import Requeued, RequeueError, recover_stale, resend_lost_queued
 from cleancenter.jobs.status import STATES, default_stale_after, queue_status
 from cleancenter.jobs.submit import enqueue
 from cleancenter.store.catalog import CatalogError
@@ -167,7 +167,8 @@ def jobs_status(ctx: typer.Context, stale_after: float | None = STALE_AFTER,
 @jobs_app.command("requeue-stale")
 def jobs_requeue_stale(ctx: typer.Context, stale_after: float | None = STALE_AFTER,
                        as_json: bool = JSON) -> None:
-    """Fail the stale running jobs (their message was lost) and queue each sample again.
+    """Fail the stale running jobs (their message was lost) and queue each sample again;
+    send again the messages of jobs queued that long in a queue the broker says is empty.
 
     A sample that already has a queued or running job is not queued twice. Exit code 0
     when done (also when nothing was stale), 2 when the catalog or the broker could not be
@@ -177,25 +178,32 @@ def jobs_requeue_stale(ctx: typer.Context, stale_after: float | None = STALE_AFT
     after = stale_after if stale_after is not None else default_stale_after(center.settings)
     try:
         taken = recover_stale(center, after)
+        resent = resend_lost_queued(center, after)
     except RequeueError as exc:
-        _print_requeued(exc.done, after, as_json)
+        _print_requeued(exc.done, [], after, as_json)
         raise fail(str(exc)) from exc
     except (JobsError, CatalogError) as exc:
         raise fail(str(exc)) from exc
     except SQLAlchemyError as exc:
         raise fail(f"the catalog {database_label(center.settings)} failed: "
                    f"{type(exc).__name__}: {exc}") from exc
-    _print_requeued(taken, after, as_json)
+    _print_requeued(taken, resent, after, as_json)
 
 
-def _print_requeued(taken: list[Requeued], stale_after: float, as_json: bool) -> None:
+def _print_requeued(taken: list[Requeued], resent: list[int], stale_after: float,
+                    as_json: bool) -> None:
     requeued = [t for t in taken if t.new_id is not None]
     if as_json:
         print_json({"stale_after": stale_after, "stale": len(taken),
-                    "requeued": len(requeued), "jobs": [t.to_dict() for t in taken]})
+                    "requeued": len(requeued), "jobs": [t.to_dict() for t in taken],
+                    "resent": resent})
         return
     out.print(f"{len(taken)} stale running jobs (no word for more than {stale_after:g} s); "
               f"{len(requeued)} requeued")
+    if resent:
+        out.print(f"{len(resent)} jobs queued for longer than that in an empty queue (their "
+                  f"message was lost) sent again: {', '.join(map(str, resent[:20]))}"
+                  + (" ..." if len(resent) > 20 else ""), soft_wrap=True)
     for t in taken:
         what = (f"requeued as job {t.new_id}" if t.new_id is not None
                 else f"[yellow]failed, not requeued[/]: {for_console(t.error)}")

@@ -11,9 +11,10 @@ A row is only taken by a conditional UPDATE (still running, still started before
 cutoff): a job a worker finished (or got again) a moment before is left alone, and two
 runs of `requeue-stale` never both take a row. A sample that already has another queued
 (or running, not stale) job gets no second one. Should the lost message come back after
-all, or the worker turn out alive and finish later (the task marks its row done whatever
-state it is in), the task is idempotent (a report is keyed by sha256 + analyzer version):
-the sample is still analysed once.
+all, or the worker turn out alive, the task sees its row settled and leaves it alone.
+
+The broker can lose waiting messages too: `resend_lost_queued` sends again the message of
+a job queued for longer than any task takes, in a queue the broker says is empty.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from cleancenter.center import Center
-from cleancenter.jobs.app import QUEUES, JobsError, celery_app, queue_name, safe_broker_url
+from cleancenter.jobs.app import (
+    QUEUES,
+    TASK_ANALYZE,
+    JobsError,
+    celery_app,
+    queue_name,
+    safe_broker_url,
+)
 from cleancenter.jobs.status import (
     broker_depths,
     default_stale_after,
@@ -105,6 +113,47 @@ def requeue_stale(center: Center, stale_after: float | None = None, *,
     """`recover_stale`, returning only the ids of the new jobs."""
     return [r.new_id for r in recover_stale(center, stale_after, app=app)
             if r.new_id is not None]
+
+
+def resend_lost_queued(center: Center, stale_after: float | None = None, *,
+                       app: Any = None, broker_timeout: float = 5.0) -> list[int]:
+    """Send again the message of every job queued longer than ``stale_after`` in a queue
+    the broker says is empty: its message was lost (Redis restarted without persistence,
+    a queue purged by hand). Returns the ids of the jobs sent again.
+
+    An empty queue and a job older than any task can take means no worker holds the
+    message either (a worker reserves at most one message per process ahead). Were it
+    held after all, the second delivery finds its row taken or settled and does nothing.
+    """
+    if stale_after is None:
+        stale_after = default_stale_after(center.settings)
+    cutoff = stale_cutoff(stale_after)
+    app = app if app is not None else celery_app(center.settings)
+    url = str(app.conf.broker_url)
+    names = [queue_name(center.settings, q) for q in QUEUES]
+    try:
+        depths = broker_depths(url, names, broker_timeout)
+    except Exception as exc:
+        raise JobsError(f"the broker {safe_broker_url(url)} cannot be reached: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    empty = [name for name in names if depths.get(name, 0) == 0]
+    if not empty:
+        return []
+    with center.catalog.engine.connect() as conn:
+        lost = conn.execute(select(JOB.c.id, JOB.c.sha256, JOB.c.queue).where(
+            JOB.c.state == "queued", JOB.c.queue.in_(empty), JOB.c.enqueued < cutoff)
+            .order_by(JOB.c.priority.desc(), JOB.c.id)).all()
+    sent: list[int] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for row in lost:
+                app.send_task(TASK_ANALYZE, args=[row.id, row.sha256], queue=row.queue,
+                              routing_key=row.queue, producer=producer)
+                sent.append(row.id)
+    except Exception as exc:
+        raise JobsError(f"sending lost jobs again failed after {len(sent)} of {len(lost)}: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    return sent
 
 
 def _active_job(conn: Connection, sha256: str, cutoff: datetime) -> int | None:

@@ -79,15 +79,16 @@ class JobRunner:
         with catalog.transaction() as conn:  # one round of queries before the work
             row = conn.execute(select(JOB.c.attempts, JOB.c.priority, JOB.c.state)
                                .where(JOB.c.id == job_id)).first()
-            if row is not None and row.state in SETTLED:
-                # delivered again after it was finished, or failed and requeued as a new
-                # job (`jobs requeue-stale`): the row's outcome stands
-                return "skipped"
             attempts = (row.attempts if row else 0) + 1
             priority = row.priority if row else 0
-            conn.execute(update(JOB).where(JOB.c.id == job_id).values(
+            taken = conn.execute(update(JOB).where(JOB.c.id == job_id,
+                                                   JOB.c.state.not_in(SETTLED)).values(
                 state="running", attempts=attempts, worker=worker[:255], started=utcnow(),
-                finished=None, error=None))
+                finished=None, error=None)).rowcount
+            if row is not None and not taken:
+                # delivered again after it was finished, or failed and requeued as a new
+                # job (`jobs requeue-stale`) even while we looked: the outcome stands
+                return "skipped"
             reported = conn.execute(select(REPORT.c.id).where(
                 REPORT.c.sha256 == sha256, REPORT.c.analyzer_version == ANALYZER_VERSION
             ).limit(1)).first() is not None
@@ -116,14 +117,19 @@ class JobRunner:
             self._finish(app, state, job_id, sha256, priority, error)
             return "failed"
         result = analyze_sample(sha256, str(path), name, self.options.timeout)
+        error = result.error
         try:
             state.service.store(result)
         except IntegrityError:
             # another worker stored this report at the same moment (a task delivered twice):
             # the unique report key kept one, which is what we want
             log.info("report of %s was stored by another worker", sha256)
-        self._finish(app, state, job_id, sha256, priority, result.error)
-        return "failed" if result.error is not None else "done"
+        except BlobError as exc:
+            # the unpacked children could not be stored (the blob store is down): no report
+            # was stored, the job fails with the reason and can be submitted again
+            error = f"storing the unpacked children failed: {exc}"
+        self._finish(app, state, job_id, sha256, priority, error)
+        return "failed" if error is not None else "done"
 
     def _finish(self, app: Any, state: _ProcessState, job_id: int, sha256: str,
                 priority: int, error: str | None) -> None:

@@ -7,6 +7,7 @@ which routes are public.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from cleancenter.portal.downloads import Downloads
 from cleancenter.portal.render import make_templates, render
 from cleancenter.portal.security import SecurityHeadersMiddleware
 from cleancenter.portal.state import FunnelCache, PortalState
+from cleancenter.store.blobs import BlobError
 
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/"
@@ -73,6 +75,7 @@ def create_app(center_or_settings: Center | Settings, *, funnel_ttl: float = 30.
     install_access(app, center, access or AccessSettings.from_env())  # logins, v1 APIs
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(BlobError, _blob_store_down)  # type: ignore[arg-type]
     app.include_router(pages.router)
     app.include_router(api.router)
     analyst.install(app)  # analyst views (login required)
@@ -91,6 +94,14 @@ def route_inventory(app: FastAPI) -> set[tuple[str, str]]:
         else:
             found.update((method, path) for method in methods)
     return found
+
+
+async def _blob_store_down(request: Request, exc: BlobError) -> Response:
+    """The blob store (an S3 bucket, say) failed: 503, the details in the server's log
+    only (they name internal hosts)."""
+    logging.getLogger("cleancenter.portal").error("blob store: %s", exc)
+    return await _http_error(request, HTTPException(503, "sample storage is unavailable; "
+                                                         "try again later"))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

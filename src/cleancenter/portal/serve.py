@@ -1,23 +1,27 @@
 """``cleancenter serve``: the portal under uvicorn, in one process or several.
 
 With ``--workers N`` uvicorn starts N processes on the same socket; each builds the app
-from the settings, which the command hands down as ``CLEANCENTER_*`` variables (so a
-``--config`` file or ``--data-dir`` option reaches every process).
+from the parent's resolved settings, handed down whole as one JSON variable (so a
+``--config`` file or ``--data-dir`` option reaches every process, and nothing else does).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
+from pathlib import Path
 
 import typer
 
 from cleancenter.center import Center
-from cleancenter.config import ENV_PREFIX, SETTINGS, load_settings
+from cleancenter.config import ENV_PREFIX, Settings, load_settings
 from cleancenter.console import err
 
 FUNNEL_TTL_VAR = ENV_PREFIX + "PORTAL_FUNNEL_CACHE"
+SETTINGS_VAR = ENV_PREFIX + "SERVE_SETTINGS"  # JSON: the parent's settings, resolved
 
 # Tokens are in the landing URL, the download link and the typed code; a session's CSRF
 # token can be on an upload form's action URL: the access log keeps none of them.
@@ -80,17 +84,22 @@ def serve_command(
 
 
 def _hand_down(center: Center, funnel_cache: float) -> None:
-    """The effective settings as environment variables of the server processes."""
-    settings = center.settings
-    for name in SETTINGS:
-        value = getattr(settings, name)
-        var = ENV_PREFIX + name.upper()
-        if value is None or value == "":
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = str(value)
-    os.environ.pop(ENV_PREFIX + "CONFIG", None)  # everything it said is in the variables
+    """The parent's resolved settings, whole, for the server processes: a settings file
+    in their working folder or an empty value must not give them other settings."""
+    values = {f.name: getattr(center.settings, f.name)
+              for f in dataclasses.fields(center.settings) if f.name != "sources"}
+    values["data_dir"] = str(values["data_dir"])
+    os.environ[SETTINGS_VAR] = json.dumps(values)
     os.environ[FUNNEL_TTL_VAR] = str(funnel_cache)
+
+
+def settings_from_environment() -> Settings:
+    raw = os.environ.get(SETTINGS_VAR)
+    if not raw:
+        return load_settings()
+    values = json.loads(raw)
+    values["data_dir"] = Path(values["data_dir"])
+    return Settings(**values)
 
 
 def app_from_environment() -> object:
@@ -99,4 +108,4 @@ def app_from_environment() -> object:
 
     RedactTokens.install()
     funnel = float(os.environ.get(FUNNEL_TTL_VAR, "30"))
-    return create_app(load_settings(), funnel_ttl=funnel)
+    return create_app(settings_from_environment(), funnel_ttl=funnel)

@@ -199,11 +199,15 @@ class BlobStore:
         if self.durable:
             _fsync_dir(target.parent)
 
+    def _stored(self, sha256: str) -> bool:
+        """Is the blob of record there already (then a new copy is dropped)?"""
+        return self.path_for(sha256).exists()
+
     def _stage(self, sha256: str, tmp: Path) -> bool:
         """In a batch: keep ``tmp`` for `publish`; False when not batching."""
         if self._staged is None:
             return False
-        if sha256 in self._staged or self.path_for(sha256).exists():
+        if sha256 in self._staged or self._stored(sha256):
             tmp.unlink()
         else:
             self._staged[sha256] = tmp
@@ -317,7 +321,7 @@ class BlobWriter:
                 os.fsync(out.fileno())
             out.close()
             target = self.store.path_for(digests.sha256)
-            if target.exists():
+            if self.store._stored(digests.sha256):
                 self.tmp.unlink()
             else:
                 self.store._place(self.tmp, target)

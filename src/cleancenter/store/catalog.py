@@ -163,10 +163,12 @@ class Catalog:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
-    def schema_state(self) -> SchemaState:
-        """This catalog's revision against the newest this code knows."""
+    def schema_state(self, current: str | None = "") -> SchemaState:
+        """This catalog's revision (or ``current``, read already) against the newest this
+        code knows."""
         script = ScriptDirectory.from_config(self._alembic_config())
-        current = self.schema_revision()
+        if current == "":
+            current = self.schema_revision()
         known = {rev.revision for rev in script.walk_revisions()}
         return SchemaState(current, script.get_current_head() or "",
                            current is not None and current not in known)
@@ -181,21 +183,28 @@ class Catalog:
         """
         cfg = self._alembic_config()
         state = self.schema_state()
-        if state.newer_than_code:
-            raise CatalogError(
-                f"the catalog {self.safe_url} is at schema revision {state.current}, which "
-                f"this cleancenter ({state.head} is its newest) does not know: the catalog "
-                "was upgraded by a newer release; upgrade cleancenter on this machine")
+        self._refuse_newer(state)
         if state.current == state.head:
             return
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                              {"key": MIGRATION_LOCK})
-                if MigrationContext.configure(conn).get_current_revision() == state.head:
-                    return  # another process upgraded while we waited
+                # another process may have upgraded while we waited (perhaps further)
+                now = self.schema_state(MigrationContext.configure(conn)
+                                        .get_current_revision())
+                self._refuse_newer(now)
+                if now.current == now.head:
+                    return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def _refuse_newer(self, state: SchemaState) -> None:
+        if state.newer_than_code:
+            raise CatalogError(
+                f"the catalog {self.safe_url} is at schema revision {state.current}, which "
+                f"this cleancenter ({state.head} is its newest) does not know: the catalog "
+                "was upgraded by a newer release; upgrade cleancenter on this machine")
 
     # -- writes -----------------------------------------------------------------
     @contextmanager

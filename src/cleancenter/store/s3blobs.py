@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,32 @@ from cleancenter.store.blobs import (
 )
 
 _LAYOUT = re.compile(r"^([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+_FORBIDDEN = {"403", "AccessDenied", "Forbidden"}
+_CLIENT_LOCK = threading.Lock()
 
 
 def parse_blob_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``."""
     parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
-        raise BlobError(f"not an s3://BUCKET[/PREFIX] URL: {url!r}")
+    if (parts.scheme != "s3" or not _BUCKET.match(parts.netloc) or parts.query
+            or parts.fragment or "//" in parts.path):
+        raise BlobError(f"not an s3://BUCKET[/PREFIX] URL (bucket: 3-63 lowercase letters, "
+                        f"digits, dots and hyphens): {url!r}")
     prefix = parts.path.strip("/")
     return parts.netloc, f"{prefix}/" if prefix else ""
 
 
-@functools.cache
 def s3_client(endpoint_url: str | None, region: str) -> Any:
     """One client per endpoint and region (boto3 clients are thread-safe, and making one
-    costs tens of milliseconds)."""
+    costs tens of milliseconds; making them is not thread-safe, hence the lock)."""
+    with _CLIENT_LOCK:
+        return _make_client(endpoint_url, region)
+
+
+@functools.cache
+def _make_client(endpoint_url: str | None, region: str) -> Any:
     try:
         import boto3
         from botocore.config import Config
@@ -86,8 +97,9 @@ class S3BlobStore(BlobStore):
 
     def __init__(self, cache_root: Path, bucket: str, prefix: str = "", *, client: Any,
                  endpoint_label: str = "") -> None:
-        # the cache needs no fsync: the bucket holds the durable copy
-        super().__init__(cache_root, durable=False)
+        # durable: a cache file is flushed before it gets a blob's name, so a power loss
+        # cannot leave a short file there that later reads would trust
+        super().__init__(cache_root, durable=True)
         self.bucket = bucket
         self.prefix = prefix
         self.client = client
@@ -117,14 +129,21 @@ class S3BlobStore(BlobStore):
             return True
         return self._remote_size(sha256) is not None
 
-    def _remote_size(self, sha256: str) -> int | None:
+    def _remote_size(self, sha256: str, *, forbidden_is_missing: bool = False) -> int | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key_for(sha256))
         except Exception as exc:
-            if _code(exc) in _MISSING:
+            code = _code(exc)
+            # AWS answers 403, not 404, for a missing key to a role without ListBucket
+            if code in _MISSING or (forbidden_is_missing and code in _FORBIDDEN):
                 return None
             raise self._error("look up", sha256, exc) from exc
         return int(head["ContentLength"])
+
+    def _stored(self, sha256: str) -> bool:
+        """In the bucket, whatever the cache holds: a cache filled before the move to S3
+        (or from another bucket) must not stop an upload."""
+        return self._remote_size(sha256, forbidden_is_missing=True) is not None
 
     def _fetch(self, sha256: str, target: Path) -> None:
         try:
@@ -142,6 +161,8 @@ class S3BlobStore(BlobStore):
                 while chunk := body.read(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
             if digest.hexdigest() != sha256:
                 raise BlobError(f"{self.location(sha256)} does not hash to its name (it hashes "
                                 f"to {digest.hexdigest()}): refused, not cached")
@@ -157,11 +178,11 @@ class S3BlobStore(BlobStore):
             tmp.unlink(missing_ok=True)
 
     # -- writing -------------------------------------------------------------------
-    def upload(self, sha256: str, source: Path) -> bool:
+    def upload(self, sha256: str, source: Path, *, check_first: bool = True) -> bool:
         """Put ``source`` under the blob's key unless the bucket has it already (same name,
         same size: content-addressed); True when it was sent."""
         size = source.stat().st_size
-        if self._remote_size(sha256) == size:
+        if check_first and self._remote_size(sha256, forbidden_is_missing=True) == size:
             return False
         try:
             self.client.upload_file(str(source), self.bucket, self.key_for(sha256),
@@ -169,7 +190,7 @@ class S3BlobStore(BlobStore):
                                                "Metadata": {"sha256": sha256}})
         except Exception as exc:
             raise self._error("store", sha256, exc) from exc
-        if self._remote_size(sha256) != size:
+        if self._remote_size(sha256, forbidden_is_missing=True) not in (size, None):
             raise BlobError(f"{self.location(sha256)}: the server does not show the "
                             f"{size} bytes just sent")
         return True
@@ -177,11 +198,11 @@ class S3BlobStore(BlobStore):
     def publish(self) -> int:
         """Send the batch's blobs to the bucket, then move them into the cache."""
         for sha256, tmp in (self._staged or {}).items():
-            self.upload(sha256, tmp)
+            self.upload(sha256, tmp, check_first=False)  # `_stage` looked already
         return super().publish()
 
     def _place(self, tmp: Path, target: Path) -> None:
-        self.upload(target.name, tmp)
+        self.upload(target.name, tmp, check_first=False)  # the writer's commit looked
         super()._place(tmp, target)
 
     # -- listing and checking ------------------------------------------------------
@@ -223,10 +244,18 @@ class S3BlobStore(BlobStore):
                 finally:
                     body.close()
             except Exception as exc:
-                raise self._error("read", sha256, exc) from exc
+                yield sha256, [BlobProblem("unreadable", where, str(self._error("read", sha256,
+                                                                                exc)))]
+                continue
             actual = digest.hexdigest()
             yield sha256, ([BlobProblem("mismatch", where, f"content hashes to {actual}")]
                            if actual != sha256 else [])
+        # this machine's cache: a damaged copy here would be analysed as the real blob
+        for path in self.iter_paths():
+            problems = self.check(path)
+            if problems:
+                yield None, [BlobProblem(p.kind, p.path, f"in this machine's cache: {p.detail}")
+                             for p in problems]
 
     def _error(self, action: str, sha256: str, exc: Exception) -> BlobError:
         code = _code(exc)
