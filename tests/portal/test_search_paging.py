@@ -80,7 +80,17 @@ def test_total_is_exact_up_to_the_cap_then_a_lower_bound(loaded: Center) -> None
         under = search_samples(conn, SampleSearch(), total_cap=N)
         assert under["total"] == N and under["total_exact"]
         # the default cap (1,000) is above this catalog's size
-        assert search_samples(conn, SampleSearch())["total_exact"]
+        first = search_samples(conn, SampleSearch())
+        assert first["total"] == N and first["total_exact"]
+        # a cap below one page: the page is whole, the total a lower bound
+        small = search_samples(conn, SampleSearch(per_page=50), total_cap=10)
+        assert len(small["samples"]) == 50 and small["total"] == 11
+        assert not small["total_exact"] and small["next"]
+        # a page by number counts (capped); a page by cursor does not count at all
+        assert search_samples(conn, SampleSearch(page=3), total_cap=100)["total"] == 101
+        followed = search_samples(conn, SampleSearch(after=first["next"]))
+        assert followed["total"] is None and not followed["total_exact"]
+        assert len(followed["samples"]) == 50
 
 
 def test_last_page_has_no_next(loaded: Center) -> None:

@@ -92,7 +92,8 @@ def samples(
     principal: Principal = Depends(require("analyst")),
 ) -> dict[str, Any]:
     """Newest first. ``total`` is exact up to 1,000; above that ``total_exact`` is false
-    and ``total`` is 1,001. Follow ``next`` for the following page."""
+    and ``total`` is 1,001. Follow ``next`` for the following page (a page asked for by
+    ``after`` has ``total`` null: the first page gave it)."""
     search = SampleSearch(q=q, family=family, tag=tag, file_type=type,
                           since=query_time(since, "since"),
                           until=query_time(until, "until"), ioc=ioc,

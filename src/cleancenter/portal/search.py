@@ -105,30 +105,49 @@ def search_samples(conn: Connection, search: SampleSearch, *,
     first (first_seen, then sha256, both descending).
 
     ``total`` is exact when ``total_exact``; otherwise there are more than ``total_cap``
-    and ``total`` is ``total_cap + 1``. ``next`` is the cursor of the following page, or
-    None on the last one. Raises `BadCursor` for an ``after`` it cannot read.
+    and ``total`` is ``total_cap + 1``. A page asked for by cursor (``after``) has no
+    total (None: the first page gave it). ``next`` is the cursor of the following page,
+    or None on the last one. Raises `BadCursor` for an ``after`` it cannot read.
     """
     per_page = max(1, min(search.per_page, MAX_PER_PAGE))
     page = max(1, search.page)
-    query = _query(search)
-    total = _count(conn, query, total_cap)
-    exact = total_cap is None or total <= total_cap
     c = SAMPLE.c
-    paged = query.order_by(c.first_seen.desc(), c.sha256.desc()).limit(per_page + 1)
+    query = _query(search)
+    order = (c.first_seen.desc(), c.sha256.desc())
+    total: int | None
     if search.after:
+        # a following page: only its own rows, however deep
         when, sha = parse_cursor(search.after)
-        paged = paged.where(tuple_(c.first_seen, c.sha256)
-                            < tuple_(literal(when, UTCDateTime), literal(sha)))
+        keys = query.where(tuple_(c.first_seen, c.sha256)
+                           < tuple_(literal(when, UTCDateTime), literal(sha)))
+        ids = _ordered_ids(conn, keys, order, per_page + 1)
+        total = None
+    elif page == 1 and total_cap is not None:
+        # the first page and the capped total from one ordered scan of the keys
+        ids = _ordered_ids(conn, query, order, max(total_cap + 1, per_page + 1))
+        total = min(len(ids), total_cap + 1)
     else:
-        paged = paged.offset((page - 1) * per_page)
-    rows = conn.execute(paged).all()
-    more, rows = len(rows) > per_page, rows[:per_page]
-    names, tags = _names_and_tags(conn, [r.sha256 for r in rows])
+        total = _count(conn, query, total_cap)
+        ids = _ordered_ids(conn, query.offset((page - 1) * per_page), order, per_page + 1)
+    more, ids = len(ids) > per_page, ids[:per_page]
+    rows = {r.sha256: r for r in conn.execute(select(SAMPLE).where(c.sha256.in_(ids)))}
+    names, tags = _names_and_tags(conn, ids)
     samples = []
-    for row in rows:
-        data = _summary(row, names[row.sha256], tags[row.sha256]).to_dict()
+    for sha in ids:
+        row = rows[sha]
+        data = _summary(row, names[sha], tags[sha]).to_dict()
         data["verdict"], data["family"] = row.verdict, row.family
         samples.append(data)
-    next_cursor = make_cursor(rows[-1].first_seen, rows[-1].sha256) if more else None
+    last = rows[ids[-1]] if ids else None
+    next_cursor = make_cursor(last.first_seen, last.sha256) if more and last else None
+    exact = total is not None and (total_cap is None or total <= total_cap)
     return {"total": total, "total_exact": exact, "page": page, "per_page": per_page,
             "next": next_cursor, "samples": samples}
+
+
+def _ordered_ids(conn: Connection, query: Any, order: tuple[Any, ...], limit: int
+                 ) -> list[str]:
+    """The sha256 of the matches in page order: the (lower(family), first_seen, sha256)
+    and (first_seen) indexes answer this without reading the sample rows."""
+    keyed = query.with_only_columns(SAMPLE.c.sha256).order_by(*order).limit(limit)
+    return list(conn.execute(keyed).scalars())

@@ -88,7 +88,7 @@ def parse_day(text: str | None, *, end: bool = False) -> datetime | None:
 class Pager:
     page: int
     pages: int | None  # None when the total is only known to be above a cap
-    total: str  # "1,234", or "1,001+" for a capped count
+    total: str  # "1,234", "1,000+" for a capped count, "" when not counted
     prev_url: str | None
     next_url: str | None
 
@@ -110,7 +110,7 @@ def search_pager(request: Request, result: Mapping[str, Any]) -> Pager:
     """The pager of a `search_samples` result: "next" follows its cursor, so a deep page
     costs what the first does; "previous" is a page number (an offset)."""
     page_number, per_page = int(result["page"]), int(result["per_page"])
-    total, exact = int(result["total"]), bool(result["total_exact"])
+    total, exact = result["total"], bool(result["total_exact"])
     params = {k: v for k, v in request.query_params.items()
               if k not in ("page", "after") and v != ""}
 
@@ -120,6 +120,8 @@ def search_pager(request: Request, result: Mapping[str, Any]) -> Pager:
     prev_url = url({"page": str(page_number - 1)}) if page_number > 1 else None
     next_url = (url({"page": str(page_number + 1), "after": str(result["next"])})
                 if result.get("next") else None)
+    if total is None:  # a page reached by its cursor: the first page had the count
+        return Pager(page_number, None, "", prev_url, next_url)
     pages = max(1, math.ceil(total / per_page)) if exact else None
     return Pager(page_number, pages, f"{total:,}" if exact else f"{total - 1:,}+",
                  prev_url, next_url)
