@@ -80,3 +80,15 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--config", str(cfg), "config", "show"])
     assert result.exit_code == 2
     assert "not valid TOML" in result.output
+
+
+def test_config_show_table_prints_brackets_as_text(tmp_path: Path) -> None:
+    """Help texts and values with brackets ("s3://BUCKET[/PREFIX]", a folder named
+    "[red]x[/]") are shown as they are, not read as markup."""
+    folder = Path("/tmp/[red]x[/red]")
+    result = CliRunner().invoke(app, ["--data-dir", str(folder), "config", "show"],
+                                env={"CLEANCENTER_BLOB_URL": "s3://bucket/p",
+                                     "COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "[/PREFIX]" in result.output and "[red]x[/red]" in result.output
+    assert "s3://bucket/p" in result.output

@@ -24,6 +24,7 @@ from cleancenter.share.cli import share_app
 from cleancenter.store.blobs import BlobError
 from cleancenter.store.catalog import CatalogError
 from cleancenter.store.cli import events_app, samples_app, store_app
+from cleancenter.textsafe import printable
 
 app = typer.Typer(
     name="cleancenter",
@@ -73,10 +74,12 @@ def config_show(
         print_json({s.name: {"value": s.value, "source": s.source} for s in rows})
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("setting", "value", "source", "meaning")
-    for s in rows:
-        table.add_row(s.name, str(s.value), s.source, SETTINGS[s.name])
+    for s in rows:  # Text, not markup: values and help hold brackets ("s3://B[/P]")
+        table.add_row(*(Text(printable(str(cell))) for cell in
+                        (s.name, s.value, s.source, SETTINGS[s.name])))
     out.print(table)
 
 
