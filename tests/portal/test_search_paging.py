@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 
 from cleancenter.center import Center
 from cleancenter.portal.search import (
+    TOTAL_CAP,
     BadCursor,
     SampleSearch,
     make_cursor,
@@ -79,9 +80,9 @@ def test_total_is_exact_up_to_the_cap_then_a_lower_bound(loaded: Center) -> None
         assert capped["total"] == 101 and not capped["total_exact"]
         under = search_samples(conn, SampleSearch(), total_cap=N)
         assert under["total"] == N and under["total_exact"]
-        # the default cap (1,000) is above this catalog's size
+        # the default cap is below this catalog's size
         first = search_samples(conn, SampleSearch())
-        assert first["total"] == N and first["total_exact"]
+        assert first["total"] == TOTAL_CAP + 1 < N and not first["total_exact"]
         # a cap below one page: the page is whole, the total a lower bound
         small = search_samples(conn, SampleSearch(per_page=50), total_cap=10)
         assert len(small["samples"]) == 50 and small["total"] == 11

@@ -91,8 +91,8 @@ def samples(
         "(page is then only echoed back)"))] = None,
     principal: Principal = Depends(require("analyst")),
 ) -> dict[str, Any]:
-    """Newest first. ``total`` is exact up to 1,000; above that ``total_exact`` is false
-    and ``total`` is 1,001. Follow ``next`` for the following page (a page asked for by
+    """Newest first. ``total`` is exact up to 200; above that ``total_exact`` is false
+    and ``total`` is 201. Follow ``next`` for the following page (a page asked for by
     ``after`` has ``total`` null: the first page gave it)."""
     search = SampleSearch(q=q, family=family, tag=tag, file_type=type,
                           since=query_time(since, "since"),

@@ -5,7 +5,7 @@ it; the portal adds what the command line does not have yet.
 
 Two things keep a search cheap on a catalog of a million samples (bench/million.py):
 
-- the total is counted only up to `TOTAL_CAP` (shown as "1,000+"): an exact count of a big
+- the total is counted only up to `TOTAL_CAP` (shown as "200+"): an exact count of a big
   family over a year means probing tens of thousands of rows, whatever the index;
 - pages after the first are asked for by a cursor (``after``: the last row's first_seen
   and sha256), so page 200 costs what page 1 costs. A page number alone still works (an
@@ -36,7 +36,7 @@ SAMPLE_IOC = cast(Table, SampleIoc.__table__)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _CURSOR = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)~([0-9a-f]{64})$")
 MAX_PER_PAGE = 200
-TOTAL_CAP = 1_000  # totals above this are reported as "at least TOTAL_CAP + 1"
+TOTAL_CAP = 200  # totals above this are reported as "at least TOTAL_CAP + 1"
 
 
 class BadCursor(ValueError):
