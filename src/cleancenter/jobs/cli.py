@@ -59,8 +59,9 @@ def worker_command(
 ) -> None:
     """Run analysis jobs from the broker (broker_url setting) until stopped.
 
-    Each worker process opens the center from the settings (data dir + database URL): on
-    several machines the data dir must be a shared path and the catalog PostgreSQL.
+    Each worker process opens the center from the settings (data dir, database URL, blob
+    store): on several machines the catalog must be PostgreSQL and the blobs in S3
+    (blob_url) or on a shared path (docs/operations.md).
     """
     center: Center = ctx.obj
     if pool not in ("prefork", "solo"):

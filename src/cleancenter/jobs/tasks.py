@@ -4,7 +4,7 @@
 exists (a task delivered twice is a no-op), runs `analyze_sample` under the same time and
 memory limits as the pool, stores the result with the service's own store step and marks
 the job done or failed. Each worker process opens its own center from the settings (data
-dir + database URL): on several machines the data dir must be a shared path.
+dir, database URL, blob store): on several machines the blobs are in S3 or on a shared path.
 """
 
 from __future__ import annotations
