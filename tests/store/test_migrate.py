@@ -56,7 +56,7 @@ def test_a_catalog_newer_than_the_code_is_refused(tmp_path: Path, database_url: 
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0042_from_the_future'"))
     engine.dispose()
-    with pytest.raises(CatalogError, match="0042_from_the_future.*upgrade cleancenter"):
+    with pytest.raises(CatalogError, match=r"0042_from_the_future.*upgrade cleancenter"):
         Catalog(database_url)
     (tmp_path / "data").mkdir(exist_ok=True)
     result = runner.invoke(app, ["--data-dir", str(tmp_path / "data"), "--database-url",

@@ -132,7 +132,7 @@ def test_unknown_access_key_is_a_clear_error(s3_server: S3Server, bucket: str,
     client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1",
                           aws_access_key_id="nobody", aws_secret_access_key="x")
     store = S3BlobStore(tmp_path, bucket, client=client)
-    with pytest.raises(BlobError, match="InvalidAccessKeyId|403|Forbidden"):
+    with pytest.raises(BlobError, match=r"InvalidAccessKeyId|403|Forbidden"):
         store.put_bytes(b"not allowed")
     assert s3_server.keys(bucket) == []
     assert not any(tmp_path.rglob(".tmp-*"))
