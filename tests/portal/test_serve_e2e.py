@@ -17,14 +17,20 @@ from tests.e2e.portal_server import BIN, get_json, served_portal
 from tests.portal.conftest import TOKEN, notify_one
 
 
-@pytest.mark.e2e
-def test_the_cleaner_reports_to_a_served_portal(tmp_path: Path, corpus: Path) -> None:
-    data = tmp_path / "data"
+def notified_center(data: Path, corpus: Path) -> Path:
+    """A center in ``data`` that notified one ISP about one real incident (its token:
+    TOKEN); closed again, for a server process to open."""
     center = Center(load_settings(overrides={"data_dir": str(data)}, environ={}))
     try:
         notify_one(center, corpus)
     finally:
         center.close()
+    return data
+
+
+@pytest.mark.e2e
+def test_the_cleaner_reports_to_a_served_portal(tmp_path: Path, corpus: Path) -> None:
+    data = notified_center(tmp_path / "data", corpus)
 
     with served_portal(data, tmp_path / "server.log") as base:
         with urllib.request.urlopen(f"{base}/n/{TOKEN}?lang=en", timeout=5) as page:
@@ -63,12 +69,7 @@ def test_several_server_processes_share_the_settings_and_the_log_rules(
     processes, both answer, and neither logs a token."""
     import psutil
 
-    data = tmp_path / "data"
-    center = Center(load_settings(overrides={"data_dir": str(data)}, environ={}))
-    try:
-        notify_one(center, corpus)
-    finally:
-        center.close()
+    data = notified_center(tmp_path / "data", corpus)
     pids: list[int] = []
     with served_portal(data, tmp_path / "server.log", "--workers", "2", pids=pids) as base:
         children = psutil.Process(pids[0]).children(recursive=True)
