@@ -84,12 +84,7 @@ def recover_stale(center: Center, stale_after: float | None = None, *,
         stale_after = default_stale_after(center.settings)
     cutoff = stale_cutoff(stale_after)
     app = app if app is not None else celery_app(center.settings)  # JobsError: no broker_url
-    url = str(app.conf.broker_url)
-    try:
-        broker_depths(url, [queue_name(center.settings, q) for q in QUEUES], broker_timeout)
-    except Exception as exc:
-        raise JobsError(f"the broker {safe_broker_url(url)} cannot be reached: "
-                        f"{type(exc).__name__}: {exc}") from exc
+    queue_depths(center, app, broker_timeout)  # reachable, before any row is touched
     with center.catalog.engine.connect() as conn:
         # the highest priority first: of two stale jobs of one sample, that one is requeued
         candidates = conn.execute(
@@ -115,6 +110,17 @@ def requeue_stale(center: Center, stale_after: float | None = None, *,
             if r.new_id is not None]
 
 
+def queue_depths(center: Center, app: Any, timeout: float) -> dict[str, int]:
+    """Messages waiting in each of the center's queues; `JobsError` when the broker
+    cannot be reached."""
+    url = str(app.conf.broker_url)
+    try:
+        return broker_depths(url, [queue_name(center.settings, q) for q in QUEUES], timeout)
+    except Exception as exc:
+        raise JobsError(f"the broker {safe_broker_url(url)} cannot be reached: "
+                        f"{type(exc).__name__}: {exc}") from exc
+
+
 def resend_lost_queued(center: Center, stale_after: float | None = None, *,
                        app: Any = None, broker_timeout: float = 5.0) -> list[int]:
     """Send again the message of every job queued longer than ``stale_after`` in a queue
@@ -129,14 +135,8 @@ def resend_lost_queued(center: Center, stale_after: float | None = None, *,
         stale_after = default_stale_after(center.settings)
     cutoff = stale_cutoff(stale_after)
     app = app if app is not None else celery_app(center.settings)
-    url = str(app.conf.broker_url)
-    names = [queue_name(center.settings, q) for q in QUEUES]
-    try:
-        depths = broker_depths(url, names, broker_timeout)
-    except Exception as exc:
-        raise JobsError(f"the broker {safe_broker_url(url)} cannot be reached: "
-                        f"{type(exc).__name__}: {exc}") from exc
-    empty = [name for name in names if depths.get(name, 0) == 0]
+    depths = queue_depths(center, app, broker_timeout)
+    empty = [name for name, depth in depths.items() if depth == 0]
     if not empty:
         return []
     with center.catalog.engine.connect() as conn:

@@ -141,15 +141,15 @@ def store_upload_blobs(
     try:
         with RichProgress(enabled=not as_json) as progress:
             progress.start("uploading blobs", local.count())
-            for path in local.iter_paths():
-                problems = [p for p in local.check(path) if p.kind != "writable"]
-                if problems:
-                    refused += [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
-                                for p in problems if p.kind != "stale-temp"]
-                elif store.upload(path.name, path):
-                    sent += 1
-                else:
-                    present += 1
+            for name, problems in local.audit():  # each file re-hashed
+                bad = [p for p in problems if p.kind not in ("writable", "stale-temp")]
+                refused += [{"path": str(p.path), "kind": p.kind, "detail": p.detail}
+                            for p in bad]
+                if name is not None and not bad:
+                    if store.upload(name, local.path_for(name)):
+                        sent += 1
+                    else:
+                        present += 1
                 progress.advance()
     except BlobError as exc:
         raise fail(str(exc)) from exc
